@@ -1,0 +1,1 @@
+"""ActionCLIP in JAX/Flax: CLIP-based video action recognition as video-text matching."""
