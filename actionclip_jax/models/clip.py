@@ -1,0 +1,375 @@
+"""CLIP's ViT image tower and causal text transformer in Flax Linen.
+
+Submodule and parameter names mirror the keys of OpenAI's state dict (`visual/conv1`,
+`visual/transformer/resblocks_3/attn/in_proj`, `ln_final`, `text_projection`, ...), so importing a
+checkpoint is a key map plus transposes (see `actionclip_jax.weights`).
+
+Written for speed on every backend: one fused QKV projection, `jax.nn.dot_product_attention`, and
+patchify as a reshape + matmul instead of a strided convolution. LayerNorm always computes in fp32;
+`dtype` is the compute dtype, `param_dtype` the storage dtype of parameters.
+
+The image tower also hosts ActionCLIP's two frame stages that live inside the ViT:
+`frame_stage="shift"` (temporal token shift at the input of every block) and `frame_stage="joint"`
+(learned time embedding + one space-time sequence per video).
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+FRAME_STAGES = ("none", "shift", "joint")
+
+
+def quick_gelu(x):
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def layer_norm(name: str | None = None, epsilon: float = 1e-5, param_dtype: Dtype = jnp.float32):
+    # CLIP's LayerNorm subclass upcasts to fp32 whatever the compute dtype; callers cast back.
+    return nn.LayerNorm(epsilon=epsilon, dtype=jnp.float32, param_dtype=param_dtype, name=name)
+
+
+class MultiheadAttention(nn.Module):
+    """torch.nn.MultiheadAttention's math with one fused QKV matmul.
+
+    `in_proj` holds `in_proj_weight.T`: its output columns are q, k, v, each split into contiguous
+    64-wide heads, exactly as PyTorch does.
+    """
+
+    heads: int
+    causal: bool = False
+    out_init_std: float | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, L, W]
+        b, l, w = x.shape
+        if w % self.heads:
+            raise ValueError(f"width {w} is not divisible by {self.heads} heads")
+        in_std = w**-0.5
+        out_std = self.out_init_std if self.out_init_std is not None else in_std
+        qkv = nn.Dense(
+            3 * w,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="in_proj",
+            kernel_init=nn.initializers.normal(in_std),
+        )(x)  # [B, L, 3W]
+        q, k, v = jnp.split(
+            qkv.reshape(b, l, 3 * self.heads, w // self.heads), 3, axis=2
+        )  # [B, L, H, D]
+        out = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)  # [B, L, H, D]
+        return nn.Dense(
+            w,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="out_proj",
+            kernel_init=nn.initializers.normal(out_std),
+        )(out.reshape(b, l, w))
+
+
+class MLP(nn.Module):
+    proj_init_std: float | None = None
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, L, W]
+        w = x.shape[-1]
+        proj_std = self.proj_init_std if self.proj_init_std is not None else w**-0.5
+        x = nn.Dense(
+            4 * w,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="c_fc",
+            kernel_init=nn.initializers.normal((2 * w) ** -0.5),
+        )(x)
+        x = quick_gelu(x)
+        return nn.Dense(
+            w,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="c_proj",
+            kernel_init=nn.initializers.normal(proj_std),
+        )(x)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    heads: int
+    causal: bool = False
+    num_layers: int = 12  # for the depth-scaled init of the output projections, as in CLIP
+    ln_epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, L, W]
+        w = x.shape[-1]
+        proj_std = w**-0.5 * (2 * self.num_layers) ** -0.5
+        y = layer_norm("ln_1", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
+        x = x + MultiheadAttention(
+            self.heads, self.causal, proj_std, self.dtype, self.param_dtype, name="attn"
+        )(y)
+        y = layer_norm("ln_2", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
+        return x + MLP(proj_std, self.dtype, self.param_dtype, name="mlp")(y)
+
+
+def temporal_shift(x, num_frames: int, fold_div: int = 8):
+    """TSM shift of ActionCLIP's in-network prompt on ViT tokens.
+
+    Of the patch tokens' channels, the first C/8 take the next frame's values and the next C/8 the
+    previous frame's (zeros past either end); the CLS token (index 0) is never shifted.
+
+    Args:
+      x: `[B*T, L, C]` tokens, frames of one video consecutive.
+      num_frames: T.
+    """
+    bt, l, c = x.shape
+    fold = c // fold_div
+    cls, patches = (
+        x[:, :1],
+        x[:, 1:].reshape(bt // num_frames, num_frames, l - 1, c),
+    )  # [B, T, N, C]
+    pad = jnp.zeros_like(patches[:, :1, :, :fold])
+    left = jnp.concatenate([patches[:, 1:, :, :fold], pad], axis=1)  # out[t] = x[t+1]
+    right = jnp.concatenate([pad, patches[:, :-1, :, fold : 2 * fold]], axis=1)  # out[t] = x[t-1]
+    patches = jnp.concatenate([left, right, patches[:, :, :, 2 * fold :]], axis=-1)
+    return jnp.concatenate([cls, patches.reshape(bt, l - 1, c)], axis=1)
+
+
+class Transformer(nn.Module):
+    """A stack of `resblocks_{i}`; optionally TSM-shifts the block inputs (`shift_frames` > 0)."""
+
+    layers: int
+    heads: int
+    causal: bool = False
+    ln_epsilon: float = 1e-5
+    shift_frames: int = 0
+    remat: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, L, W]
+        block = nn.remat(ResidualAttentionBlock) if self.remat else ResidualAttentionBlock
+        for i in range(self.layers):
+            if self.shift_frames:
+                x = temporal_shift(x, self.shift_frames)
+            x = block(
+                self.heads,
+                self.causal,
+                self.layers,
+                self.ln_epsilon,
+                self.dtype,
+                self.param_dtype,
+                name=f"resblocks_{i}",
+            )(x)
+        return x
+
+
+class Patchify(nn.Module):
+    """CLIP's `conv1` (a P×P stride-P convolution without bias) as a reshape and one matmul.
+
+    The kernel keeps the Flax `Conv` layout `[P, P, 3, W]`.
+    """
+
+    width: int
+    patch_size: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images):  # [N, H, W, 3]
+        p = self.patch_size
+        n, h, w, c = images.shape
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (p, p, c, self.width), self.param_dtype
+        )
+        x = images.reshape(n, h // p, p, w // p, p, c).transpose(
+            0, 1, 3, 2, 4, 5
+        )  # [N, gh, gw, P, P, 3]
+        x = x.reshape(n, (h // p) * (w // p), p * p * c)
+        return x.astype(self.dtype) @ kernel.reshape(p * p * c, self.width).astype(
+            self.dtype
+        )  # [N, g², W]
+
+
+class VisionTransformer(nn.Module):
+    """CLIP's ViT: images `[N, R, R, 3]` (CLIP-normalised, NHWC) → features `[N, E]`.
+
+    With `frame_stage="joint"` the input is `[B*T, R, R, 3]` (frames of a video consecutive) and the
+    output is one feature per video, `[B, E]`.
+    """
+
+    input_resolution: int
+    patch_size: int
+    width: int
+    layers: int
+    heads: int
+    output_dim: int
+    frame_stage: str = "none"
+    num_frames: int = 1
+    remat: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images):  # [N, R, R, 3]
+        if self.frame_stage not in FRAME_STAGES:
+            raise ValueError(f"frame_stage must be one of {FRAME_STAGES}, got {self.frame_stage!r}")
+        r, p, w = self.input_resolution, self.patch_size, self.width
+        if images.ndim != 4 or images.shape[1:] != (r, r, 3):
+            raise ValueError(
+                f"expected images of shape [N, {r}, {r}, 3] (NHWC, CLIP-normalised), "
+                f"got {images.shape}"
+            )
+        scale = w**-0.5
+        grid = r // p
+        x = Patchify(w, p, self.dtype, self.param_dtype, name="conv1")(images)  # [N, g², W]
+        cls = self.param("class_embedding", nn.initializers.normal(scale), (w,), self.param_dtype)
+        pos = self.param(
+            "positional_embedding",
+            nn.initializers.normal(scale),
+            (grid * grid + 1, w),
+            self.param_dtype,
+        )
+        n = x.shape[0]
+        x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (n, 1, w)), x], axis=1)
+        x = x + pos.astype(self.dtype)  # [N, g²+1, W]
+
+        if self.frame_stage == "joint":
+            t = self.num_frames
+            time = self.param(
+                "time_embedding", nn.initializers.normal(scale), (t, w), self.param_dtype
+            )
+            if n % t:
+                raise ValueError(
+                    f"joint frame stage needs a multiple of num_frames={t} images, got {n}"
+                )
+            b = n // t
+            patches = (
+                x[:, 1:].reshape(b, t, grid * grid, w) + time.astype(self.dtype)[None, :, None]
+            )
+            # Patch-major, time-minor order, as the original's rearrange '(b n) t m -> b (n t) m'.
+            patches = patches.transpose(0, 2, 1, 3).reshape(b, grid * grid * t, w)
+            x = jnp.concatenate([x[::t, :1], patches], axis=1)  # [B, 1 + g²·T, W]
+
+        x = layer_norm("ln_pre", param_dtype=self.param_dtype)(x).astype(self.dtype)
+        shift = self.num_frames if self.frame_stage == "shift" else 0
+        x = Transformer(
+            self.layers,
+            self.heads,
+            shift_frames=shift,
+            remat=self.remat,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="transformer",
+        )(x)
+        x = layer_norm("ln_post", param_dtype=self.param_dtype)(x[:, 0]).astype(self.dtype)
+        proj = self.param(
+            "proj", nn.initializers.normal(scale), (w, self.output_dim), self.param_dtype
+        )
+        return x @ proj.astype(self.dtype)  # [N, E]
+
+
+class CLIP(nn.Module):
+    """CLIP with a ViT image tower. Sizes are read off checkpoints by `weights.clip_sizes`."""
+
+    embed_dim: int
+    image_resolution: int
+    vision_layers: int
+    vision_width: int
+    vision_patch_size: int
+    context_length: int
+    vocab_size: int
+    transformer_width: int
+    transformer_heads: int
+    transformer_layers: int
+    vision_heads: int | None = None  # CLIP's rule: vision_width // 64
+    frame_stage: str = "none"
+    num_frames: int = 1
+    remat: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def setup(self):
+        self.visual = VisionTransformer(
+            self.image_resolution,
+            self.vision_patch_size,
+            self.vision_width,
+            self.vision_layers,
+            self.vision_heads or self.vision_width // 64,
+            self.embed_dim,
+            self.frame_stage,
+            self.num_frames,
+            self.remat,
+            self.dtype,
+            self.param_dtype,
+        )
+        wt = self.transformer_width
+        self.token_embedding = nn.Embed(
+            self.vocab_size,
+            wt,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            embedding_init=nn.initializers.normal(0.02),
+        )
+        self.positional_embedding = self.param(
+            "positional_embedding",
+            nn.initializers.normal(0.01),
+            (self.context_length, wt),
+            self.param_dtype,
+        )
+        self.transformer = Transformer(
+            self.transformer_layers,
+            self.transformer_heads,
+            causal=True,
+            remat=self.remat,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )
+        self.ln_final = layer_norm(param_dtype=self.param_dtype)
+        self.text_projection = self.param(
+            "text_projection",
+            nn.initializers.normal(wt**-0.5),
+            (wt, self.embed_dim),
+            self.param_dtype,
+        )
+        self.logit_scale = self.param(
+            "logit_scale", nn.initializers.constant(np.log(1 / 0.07)), (), jnp.float32
+        )
+
+    def encode_image(self, images):  # [N, R, R, 3] → [N, E]
+        return self.visual(images)
+
+    def encode_text(self, tokens):  # [N, L] int → [N, E]
+        n, l = tokens.shape
+        if l > self.context_length:
+            raise ValueError(
+                f"token sequences of length {l} exceed the context length {self.context_length}"
+            )
+        x = self.token_embedding(tokens) + self.positional_embedding[:l].astype(self.dtype)
+        x = self.transformer(x)  # [N, L, Wt]
+        # Causal attention: trailing padding never reaches the EOT token, so L < 77 is exact too.
+        x = self.ln_final(x[jnp.arange(n), jnp.argmax(tokens, axis=-1)]).astype(
+            self.dtype
+        )  # EOT = max id
+        return x @ self.text_projection.astype(self.dtype)
+
+    def __call__(self, images, tokens):
+        """Logits `[N_img, N_txt]`: exp(logit_scale) × cosine similarity."""
+        img = l2_normalize(self.encode_image(images).astype(jnp.float32))
+        txt = l2_normalize(self.encode_text(tokens).astype(jnp.float32))
+        return jnp.exp(self.logit_scale) * img @ txt.T
+
+
+def l2_normalize(x, axis: int = -1, eps: float = 1e-12):
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps * eps))
