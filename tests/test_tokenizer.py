@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 
 from actionclip_jax import tokenizer as tok_lib
+from actionclip_jax.prompts import TEMPLATES
 from actionclip_jax.tokenizer import Tokenizer, default_tokenizer, tokenize
 from reference import reference_tokenizer
-
-# ActionCLIP's 16 prompt templates (index = template id). The text-prompt module will own
-# these; they are repeated here only to build realistic prompts.
-TEMPLATES = [
-    "a photo of action {}", "a picture of action {}", "Human action of {}", "{}, an action",
-    "{} this is an action", "{}, a video of action", "Playing action of {}", "{}",
-    "Playing a kind of action, {}", "Doing a kind of action, {}", "Look, the human is {}",
-    "Can you recognize the action of {}?", "Video classification of {}", "A video of {}",
-    "The man is {}", "The woman is {}",
-]
 
 AWKWARD = [
     "",

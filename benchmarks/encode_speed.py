@@ -1,0 +1,134 @@
+r"""Speed of the CLIP port against the PyTorch reference, and of the tokenizer.
+
+  python benchmarks/encode_speed.py [--frames=8] [--repeats=5] [--threads=N]
+
+Times the ViT-B/16 image tower on `--frames` frames at 224² (JAX fp32, JAX bf16, OpenAI's
+`clip/model.py` in fp32 on the same number of threads; random weights: speed does not depend on
+them) and tokenizing 10,000 prompts with a fresh tokenizer. Prints a table; the median of
+`--repeats` runs after one warm-up run.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def _parse():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    return p.parse_args()
+
+
+ARGS = _parse()
+# XLA's CPU client sizes its thread pool from the visible cores; pin it before jax starts.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={ARGS.threads}",
+)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from actionclip_jax.models.clip import CLIP  # noqa: E402
+
+B16 = dict(
+    embed_dim=512,
+    image_resolution=224,
+    vision_layers=12,
+    vision_width=768,
+    vision_patch_size=16,
+    context_length=77,
+    vocab_size=49408,
+    transformer_width=512,
+    transformer_heads=8,
+    transformer_layers=12,
+)
+
+
+def median_time(fn, repeats):
+    fn()  # warm-up (compilation for JAX)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_jax(images, dtype):
+    model = CLIP(**B16, dtype=dtype)
+    params = jax.jit(model.init)(jax.random.key(0), images[:1], jnp.zeros((1, 77), jnp.int32))
+    params = params["params"]
+    encode = jax.jit(lambda p, x: model.apply({"params": p}, x, method=model.encode_image))
+    x = jnp.asarray(images)
+    return median_time(lambda: encode(params, x).block_until_ready(), ARGS.repeats)
+
+
+def bench_torch(images):
+    try:
+        import torch
+
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+        import reference
+    except ImportError as e:
+        print(f"(PyTorch reference skipped: {e})")
+        return None
+    torch.set_num_threads(ARGS.threads)
+    model = reference.reference_clip_module().CLIP(**B16).eval()
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+    def run():
+        with torch.no_grad():
+            model.encode_image(x)
+
+    return median_time(run, ARGS.repeats)
+
+
+def bench_tokenizer():
+    import csv
+    import importlib.resources
+
+    from actionclip_jax import tokenizer as tok_lib
+    from actionclip_jax.prompts import TEMPLATES
+
+    names = []
+    labels = importlib.resources.files("actionclip_jax") / "assets" / "labels"
+    for f in ("kinetics_400_labels.csv", "kinetics_600_labels.csv", "ucf_labels.csv"):
+        with (labels / f).open() as fh:
+            names += [row["name"] for row in csv.DictReader(fh)]
+    prompts = [t.format(n) for n in names for t in TEMPLATES][:10_000]
+
+    def run():
+        tok_lib.Tokenizer().__call__(prompts)  # fresh: no cached BPE words
+
+    return len(prompts), median_time(run, ARGS.repeats)
+
+
+def main():
+    images = np.random.RandomState(0).randn(ARGS.frames, 224, 224, 3).astype(np.float32)
+    rows = []
+    ref = bench_torch(images)
+    if ref is not None:
+        rows.append(("PyTorch reference (openai clip/model.py), fp32", ref))
+    rows.append(("JAX/Flax, fp32", bench_jax(images, jnp.float32)))
+    rows.append(("JAX/Flax, bf16 compute", bench_jax(images, jnp.bfloat16)))
+    print(
+        f"\nViT-B/16 image tower, {ARGS.frames} frames at 224², {ARGS.threads} threads, "
+        f"median of {ARGS.repeats} after warm-up, backend {jax.default_backend()}"
+    )
+    print(f"| {'implementation':<48} | {'s / call':>9} | {'frames/s':>9} | {'vs ref':>7} |")
+    print(f"|{'-' * 50}|{'-' * 11}|{'-' * 11}|{'-' * 9}|")
+    for name, t in rows:
+        speedup = f"{ref / t:.2f}×" if ref else "-"
+        print(f"| {name:<48} | {t:>9.3f} | {ARGS.frames / t:>9.1f} | {speedup:>7} |")
+    n, t = bench_tokenizer()
+    print(f"\nTokenizer: {n} prompts (16 templates × K400/K600/UCF101 names), fresh tokenizer: {t:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
