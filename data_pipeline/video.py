@@ -1,0 +1,289 @@
+"""Reading frames: from encoded video files (decord) and from JPEG frame folders (PIL).
+
+Both readers take 0-based frame indices (as produced by ``data_pipeline.sampling``) and
+return ``[T, H, W, 3]`` uint8 RGB arrays.
+
+Errors are split by what the caller can do about them:
+
+* ``FileNotFoundError``: the file or folder is not there (fix the list file);
+* ``VideoDecodeError`` (a ``ValueError``): the bytes are there but are not a decodable
+  video / image (empty, truncated, corrupt, no video stream). A data pipeline may skip
+  such an example; the message always names the file.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import decord
+import numpy as np
+from decord._ffi.base import DECORDError
+from etils import epath
+from PIL import Image
+
+# Local path, etils path, URL such as ``gs://bucket/video.mp4``, raw bytes or a binary
+# file object.
+VideoSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+
+# What decord raises for unreadable input: DECORDError from C++ checks, RuntimeError when
+# the reader cannot be created, AssertionError for a stream that reports 0 frames.
+_DECORD_ERRORS = (DECORDError, RuntimeError, AssertionError)
+
+_MAX_MESSAGE_CHARS = 300
+
+_log = logging.getLogger(__name__)
+
+# Tries per frame in the retry pass of `read_video_frames`, each with a fresh reader.
+_ATTEMPTS_PER_FRAME = 3
+
+
+class VideoDecodeError(ValueError):
+    """A video or frame image exists but cannot be decoded."""
+
+
+def _short(error: BaseException) -> str:
+    """First line of an error message, trimmed: decord appends whole C++ stack traces."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text[:_MAX_MESSAGE_CHARS]
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _resolve(source: VideoSource) -> tuple[str | bytes, str]:
+    """Turns a source into what decord takes (local path or bytes) plus a display name.
+
+    Remote paths are read into memory once, so that a retry does not download twice.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), f"<{len(source)} bytes>"
+    elif hasattr(source, "read"):
+        name = str(getattr(source, "name", "<file object>"))
+        data = source.read()
+    else:
+        path = os.fspath(source)  # A local epath.Path gives a plain local path here.
+        if not _is_url(path):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"video file not found: {path}")
+            if os.path.getsize(path) == 0:
+                raise VideoDecodeError(f"cannot decode video {path}: empty file (0 bytes)")
+            return path, path
+        try:
+            data = epath.Path(path).read_bytes()
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"video file not found: {path}") from e
+        name = path
+    if not data:
+        raise VideoDecodeError(f"cannot decode video {name}: empty file (0 bytes)")
+    return data, name
+
+
+def _reader(resolved: str | bytes, name: str) -> decord.VideoReader:
+    try:
+        if isinstance(resolved, bytes):
+            # decord copies the whole stream into its own buffer; a fresh BytesIO per
+            # reader keeps retries independent.
+            return decord.VideoReader(io.BytesIO(resolved), num_threads=1)
+        # One decoding thread: parallelism comes from the data loader's workers, and
+        # decord's own threads would oversubscribe the cores.
+        return decord.VideoReader(resolved, num_threads=1)
+    except _DECORD_ERRORS as e:
+        raise VideoDecodeError(f"cannot open video {name}: {_open_failure(e)}") from e
+
+
+def _open_failure(error: BaseException) -> str:
+    """Says in words why decord could not open a file (its own message is terse)."""
+    message = _short(error)
+    if "cannot find video stream" in message:
+        return f"no video stream ({message})"
+    if isinstance(error, AssertionError):
+        return f"no frames ({message})"
+    if isinstance(error, RuntimeError) and not isinstance(error, DECORDError):
+        # decord only says "Error reading <path>..."; FFmpeg's reason went to stderr.
+        return f"not a readable video container: truncated, corrupt or not a video ({message})"
+    return message
+
+
+def open_video(source: VideoSource) -> decord.VideoReader:
+    """Opens a video for decoding.
+
+    Args:
+      source: A local path (``str``, ``os.PathLike``, local ``epath.Path``), a remote URL
+        or ``epath.Path`` (e.g. ``gs://...``; read fully into memory through
+        ``epath.Path.read_bytes``), the encoded bytes, or a binary file object.
+
+    Returns:
+      A single-threaded ``decord.VideoReader``.
+
+    Raises:
+      FileNotFoundError: The path does not exist.
+      VideoDecodeError: The file is empty, not a video, has no video stream or no frames.
+    """
+    return _reader(*_resolve(source))
+
+
+def video_num_frames(source: VideoSource) -> int:
+    """Number of frames decord reports for a video (see `open_video` for ``source``)."""
+    return len(open_video(source))
+
+
+def read_video_frames(
+    source: VideoSource, indices: Sequence[int] | np.ndarray, *, tail_fallback: bool = True
+) -> np.ndarray:
+    """Decodes the frames at ``indices`` (0-based, any order, repeats allowed).
+
+    Decode-failure policy. Some real videos report N frames (decord counts packets)
+    but fail to decode packets near the end (a cut-off or damaged tail). decord then
+    raises for the whole ``get_batch``. Worse, its reader thread keeps pushing packets
+    while the decoder thread has no frame ready, and the decoder's error aborts every
+    later request, so *when* the error surfaces depends on thread timing: on a busy
+    machine a frame well before the damage can fail too, at random. So when
+    ``get_batch`` fails and ``tail_fallback`` is set, the requested frames are decoded
+    again one at a time in ascending order, each failure retried up to
+    ``_ATTEMPTS_PER_FRAME`` times with a freshly opened reader (timing failures rarely
+    repeat; real damage always does). From the first frame that still fails on, every
+    remaining (later) index is replaced by the last frame that did decode, and a
+    warning is logged. A clip needs most of its frames to be genuine to be worth
+    using, so if the very first frame fails, or more than half of the requested
+    indices would be replaced, `VideoDecodeError` is raised instead. Intact videos
+    never take this path; for damaged ones the cut-off point may vary between runs.
+
+    Args:
+      source: See `open_video`.
+      indices: ``[T]`` frame indices in ``[0, num_frames)``; negative indices are
+        rejected (decord would count them from the end).
+      tail_fallback: Whether to attempt the clamped retry described above; if False
+        any decoding failure raises `VideoDecodeError`.
+
+    Returns:
+      ``[T, H, W, 3]`` uint8 RGB frames, in the order of ``indices``.
+
+    Raises:
+      FileNotFoundError: The path does not exist.
+      VideoDecodeError: The video cannot be opened or the frames cannot be decoded.
+      IndexError: An index is outside ``[0, num_frames)``.
+      ValueError: ``indices`` is empty or not one-dimensional.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {indices.shape}")
+    resolved, name = _resolve(source)
+    reader = _reader(resolved, name)
+    num_frames = len(reader)
+    bad = indices[(indices < 0) | (indices >= num_frames)]
+    if bad.size:
+        raise IndexError(
+            f"frame indices {bad.tolist()} out of range for video {name} with {num_frames} frames"
+        )
+    try:
+        return reader.get_batch(indices).asnumpy()  # [T, H, W, 3]
+    except _DECORD_ERRORS as e:
+        if not tail_fallback:
+            raise VideoDecodeError(f"cannot decode frames of video {name}: {_short(e)}") from e
+        first_error = e
+    del reader  # Its decoder is in an error state; the retry needs a fresh one.
+    return _read_with_clamped_tail(resolved, name, indices, first_error)
+
+
+def _read_with_clamped_tail(
+    resolved: str | bytes, name: str, indices: np.ndarray, first_error: BaseException
+) -> np.ndarray:
+    """The retry pass of `read_video_frames` (see its docstring for the policy)."""
+    reader = None
+    decoded: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
+    failed_at = None
+    for index in np.unique(indices).tolist():  # Ascending: decode forward, no seeking back.
+        for _ in range(_ATTEMPTS_PER_FRAME):
+            if reader is None:
+                reader = _reader(resolved, name)
+            try:
+                decoded[index] = reader.get_batch([index]).asnumpy()[0]
+                break
+            except _DECORD_ERRORS as e:
+                failure = e
+                reader = None  # A decoder that has failed stays failed.
+        else:
+            failed_at = index
+            break
+    if failed_at is None:  # The first failure was only thread timing.
+        _log.warning("video %s: decoding succeeded on retry after: %s", name, _short(first_error))
+        return np.stack([decoded[int(i)] for i in indices])  # [T, H, W, 3]
+    num_replaced = int(np.count_nonzero(indices >= failed_at))
+    if not decoded or 2 * num_replaced > indices.size:
+        raise VideoDecodeError(
+            f"cannot decode frames of video {name}: frame {failed_at} and later fail "
+            f"({num_replaced} of {indices.size} requested frames): {_short(failure)}"
+        ) from failure
+    last_good = max(decoded)
+    _log.warning(
+        "video %s: frames from %d on do not decode (%s); %d of %d requested frames "
+        "replaced by frame %d",
+        name, failed_at, _short(failure), num_replaced, indices.size, last_good,
+    )
+    return np.stack([decoded[min(int(i), last_good)] for i in indices])  # [T, H, W, 3]
+
+
+def read_frame_folder(
+    frame_dir: str | os.PathLike,
+    indices: Sequence[int] | np.ndarray,
+    image_tmpl: str = "img_{:05d}.jpg",
+    index_bias: int = 1,
+) -> np.ndarray:
+    """Loads frames from a folder of images, one file per frame (the TSN layout).
+
+    Frame ``i`` (0-based, as from ``data_pipeline.sampling``) is read from
+    ``frame_dir / image_tmpl.format(i + index_bias)``. The default ``index_bias=1`` is
+    where the original's 1-based indices went: frame 0 is ``img_00001.jpg``.
+
+    Args:
+      frame_dir: Folder with the frames; a local path or any ``epath`` path
+        (``gs://...``).
+      indices: ``[T]`` 0-based frame indices; repeats are read once.
+      image_tmpl: ``str.format`` template of the file names.
+      index_bias: Added to each index to form the file number.
+
+    Returns:
+      ``[T, H, W, 3]`` uint8 RGB frames (``PIL.Image.convert("RGB")``, as the original).
+
+    Raises:
+      FileNotFoundError: The folder or a frame file is missing (names the file).
+      VideoDecodeError: A frame file cannot be decoded, or frames differ in size.
+      ValueError: ``indices`` is empty or not one-dimensional.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {indices.shape}")
+    folder = epath.Path(frame_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"frame folder not found: {folder}")
+    images: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
+    for index in np.unique(indices):
+        path = folder / image_tmpl.format(int(index) + index_bias)
+        images[int(index)] = _load_rgb(path, int(index))
+    shapes = {image.shape for image in images.values()}
+    if len(shapes) > 1:
+        raise VideoDecodeError(f"frames in {folder} differ in size: {sorted(shapes)}")
+    return np.stack([images[int(i)] for i in indices])  # [T, H, W, 3]
+
+
+def _load_rgb(path: epath.Path, index: int) -> np.ndarray:
+    # Reading the bytes first separates "missing" (FileNotFoundError, itself an OSError)
+    # from "undecodable" (PIL raises OSError subclasses too).
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"frame file not found: {path} (frame index {index})") from e
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))  # convert() forces the full decode.
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise VideoDecodeError(f"cannot decode frame image {path}: {_describe(e)}") from e
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_short(error)}"
