@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
+from actionclip_jax.models.actionclip import ActionCLIP
 from actionclip_jax.models.clip import CLIP
 
 META_FILE = "actionclip_jax.json"
@@ -203,20 +204,16 @@ def torch_key_to_flax(
 ) -> tuple[tuple[str, ...], Callable[[np.ndarray], np.ndarray]]:
     """Maps a PyTorch key to a Flax parameter path and the transform of its tensor.
 
-    The rules are generic (dots → path, `resblocks.{i}` → `resblocks_{i}`, Linear weights transposed,
-    LayerNorm weight → scale), so CLIP's and ActionCLIP's temporal-transformer keys share them.
+    The rules are generic (dots → path, list index `name.{i}` → `name_{i}`, Linear weights
+    transposed, LayerNorm weight → scale), so CLIP's and every ActionCLIP head's keys share them.
     """
-    parts = key.split(".")
-    parts = [p for p in parts if p != "net"]  # TSM wrapper (`resblocks.{i}.net.X`) adds no params
+    parts = [p for p in key.split(".") if p != "net"]  # the TSM wrapper (`.net.`) adds no params
     path = []
-    i = 0
-    while i < len(parts):
-        if parts[i] == "resblocks" and i + 1 < len(parts) and parts[i + 1].isdigit():
-            path.append(f"resblocks_{parts[i + 1]}")
-            i += 2
-            continue
-        path.append(parts[i])
-        i += 1
+    for p in parts:
+        if p.isdigit() and path:
+            path[-1] = f"{path[-1]}_{p}"
+        else:
+            path.append(p)
     leaf = path[-1]
     ident = lambda x: x
     if leaf == "in_proj_weight":
@@ -228,6 +225,8 @@ def torch_key_to_flax(
             return (*path[:-1], "embedding"), ident
         if ndim == 4:  # Conv2d [O, I, kh, kw] → [kh, kw, I, O]
             return (*path[:-1], "kernel"), lambda x: x.transpose(2, 3, 1, 0)
+        if ndim == 3:  # Conv1d [O, I/groups, k] → [k, I/groups, O]
+            return (*path[:-1], "kernel"), lambda x: x.transpose(2, 1, 0)
         if ndim == 2:  # Linear [out, in] → [in, out]
             return (*path[:-1], "kernel"), lambda x: x.T
         if ndim == 1:  # LayerNorm
@@ -294,6 +293,14 @@ def clip_dummy_inputs(sizes: Mapping[str, int], num_images: int = 1):
     )
 
 
+def video_dummy_inputs(sizes: Mapping[str, int], num_frames: int):
+    r = sizes["image_resolution"]
+    return (
+        jax.ShapeDtypeStruct((1, num_frames, r, r, 3), jnp.float32),
+        jax.ShapeDtypeStruct((1, sizes["context_length"]), jnp.int32),
+    )
+
+
 def clip_params_from_state_dict(sd, source="checkpoint"):
     """Returns `(sizes, params)` for a CLIP ViT state dict (keys as in OpenAI's, fp16 or fp32)."""
     if "visual.time_embedding" in sd:
@@ -304,6 +311,110 @@ def clip_params_from_state_dict(sd, source="checkpoint"):
     sizes = clip_sizes(sd, source)
     expected = abstract_params(CLIP(**sizes), *clip_dummy_inputs(sizes))
     return sizes, state_dict_to_params(sd, expected, source)
+
+
+# Keys that identify each temporal head in a fusion state dict (after the `module.` prefix).
+_HEAD_KEYS = {
+    "transf": "transformer.resblocks.0.attn.in_proj_weight",
+    "transf_cls": "transformer.cls_token",
+    "lstm": "lstm_visual.weight_ih_l0",
+    "conv1d": "shift.weight",
+}
+
+
+def strip_data_parallel(sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def infer_video_config(clip_sd, fusion_sd, source="checkpoint") -> dict:
+    """The visual prompt of an ActionCLIP checkpoint, read off its keys.
+
+    Returns `frame_stage`, `head`, `position_rows` (transf), `conv1d_original` and `num_frames`
+    where the checkpoint fixes it (joint's time embedding, transf_cls's position table), else None.
+    """
+    fusion_sd = fusion_sd or {}
+    heads = [h for h, k in _HEAD_KEYS.items() if k in fusion_sd]
+    if len(heads) > 1:
+        raise CheckpointError(f"{source}: the fusion state dict mixes the heads {heads}")
+    if not heads and any(k != "frame_position_embeddings.weight" for k in fusion_sd):
+        raise CheckpointError(
+            f"{source}: unrecognised fusion keys {sorted(fusion_sd)[:5]}; expected the keys of "
+            "one of the original's heads (Transf, Transf_cls, LSTM, Conv_1D) or none (meanP)"
+        )
+    head = heads[0] if heads else "meanP"
+    if "visual.time_embedding" in clip_sd:
+        frame_stage = "joint"
+    elif any(re.match(r"visual\.transformer\.resblocks\.\d+\.net\.", k) for k in clip_sd):
+        frame_stage = "shift"
+    else:
+        frame_stage = "none"
+    num_frames = None
+    if frame_stage == "joint":
+        num_frames = int(clip_sd["visual.time_embedding"].shape[0])
+    elif head == "transf_cls":
+        num_frames = int(fusion_sd["transformer.pos_embed"].shape[1]) - 1
+    rows = fusion_sd.get("frame_position_embeddings.weight")
+    return {
+        "frame_stage": frame_stage,
+        "head": head,
+        "position_rows": int(rows.shape[0]) if head == "transf" else 77,
+        # Checkpoints of the original were trained with its reshape; keep it for them.
+        "conv1d_original": head == "conv1d",
+        "num_frames": num_frames,
+    }
+
+
+def resolve_video_config(inferred: dict, num_frames: int, source="checkpoint", **overrides):
+    """Applies explicit overrides and checks `num_frames` against what the checkpoint fixes."""
+    video = dict(inferred)
+    for k, v in overrides.items():
+        if v is not None:
+            video[k] = v
+    fixed = inferred.get("num_frames")
+    if fixed is not None and num_frames != fixed:
+        why = "joint time embedding" if video["frame_stage"] == "joint" else "transf_cls positions"
+        raise CheckpointError(
+            f"{source} was trained with {fixed} frames (its {why} has {fixed} rows), but "
+            f"num_frames={num_frames} was asked; pass num_frames={fixed}"
+        )
+    if video["head"] == "transf" and num_frames > video["position_rows"]:
+        raise CheckpointError(
+            f"{source}: the transf head's frame-position table has {video['position_rows']} rows, "
+            f"fewer than num_frames={num_frames}; use at most {video['position_rows']} frames"
+        )
+    video["num_frames"] = num_frames
+    return video
+
+
+def build_actionclip(sizes, video: Mapping, dtype=jnp.float32, remat: bool = False):
+    return ActionCLIP(
+        clip_sizes=dict(sizes),
+        num_frames=video["num_frames"],
+        frame_stage=video["frame_stage"],
+        head=video["head"],
+        position_rows=video["position_rows"],
+        conv1d_original=video["conv1d_original"],
+        remat=remat,
+        dtype=dtype,
+    )
+
+
+def actionclip_params_from_checkpoint(ckpt, num_frames, source="checkpoint", **overrides):
+    """Returns `(sizes, video config, params)` of the ActionCLIP model in a read checkpoint."""
+    clip_sd = ckpt["clip"]
+    fusion_sd = strip_data_parallel(ckpt["fusion"] or {})
+    video = resolve_video_config(
+        infer_video_config(clip_sd, fusion_sd, source), num_frames, source, **overrides
+    )
+    if video["head"] != "transf":
+        # The original creates this table for every head but only Transf reads it.
+        fusion_sd.pop("frame_position_embeddings.weight", None)
+    sizes = clip_sizes(clip_sd, source)
+    model = build_actionclip(sizes, video)
+    expected = abstract_params(model, *video_dummy_inputs(sizes, num_frames))
+    sd = {f"clip.{k}": v for k, v in clip_sd.items()}
+    sd.update({f"fusion.{k}": v for k, v in fusion_sd.items()})
+    return sizes, video, state_dict_to_params(sd, expected, source)
 
 
 # ------------------------------------------------------------------------- converted directories
@@ -366,28 +477,80 @@ def is_converted(path) -> bool:
     return (epath.Path(path) / META_FILE).exists()
 
 
+def _load_converted_actionclip(path, num_frames):
+    meta = read_converted_meta(path)
+    sizes, stored = meta["clip"], meta["video"]
+    fixed = stored["num_frames"] if _fixes_num_frames(stored) else None
+    video = resolve_video_config(
+        {**stored, "num_frames": fixed}, num_frames or stored["num_frames"], str(path)
+    )
+    model = build_actionclip(sizes, video)
+    expected = abstract_params(model, *video_dummy_inputs(sizes, video["num_frames"]))
+    return sizes, video, restore_converted_params(path, expected)
+
+
+def _fixes_num_frames(video) -> bool:
+    return video["frame_stage"] == "joint" or video["head"] == "transf_cls"
+
+
 def load_clip(path, dtype=jnp.float32, remat: bool = False):
     """Loads CLIP from an OpenAI `.pt`, a state dict, an ActionCLIP checkpoint or a converted dir.
 
     Returns:
-      `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters, for
-      `model.apply({'params': params}, images, method=model.encode_image)`.
+      `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
+      for `model.apply({'params': params}, images, method=model.encode_image)`.
     """
     if is_converted(path):
-        meta = read_converted_meta(path)
-        sizes = meta["clip"]
-        model = CLIP(**sizes, dtype=dtype, remat=remat)
-        expected = {"clip": abstract_params(model, *clip_dummy_inputs(sizes))}
-        return model, restore_converted_params(path, expected)["clip"]
+        sizes, video, params = _load_converted_actionclip(path, None)
+        if video["frame_stage"] == "joint":
+            raise CheckpointError(f"{path} holds a joint ActionCLIP model; use load_actionclip")
+        return CLIP(**sizes, dtype=dtype, remat=remat), params["clip"]
     ckpt = read_checkpoint(path)
-    sizes, params = clip_params_from_state_dict(ckpt["clip"], source=str(path))
+    clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
+    sizes, params = clip_params_from_state_dict(clip_sd, source=str(path))
     return CLIP(**sizes, dtype=dtype, remat=remat), params
 
 
+def load_actionclip(
+    path,
+    num_frames: int | None = None,
+    frame_stage: str | None = None,
+    head: str | None = None,
+    conv1d_original: bool | None = None,
+    dtype=jnp.float32,
+    remat: bool = False,
+):
+    """Loads the ActionCLIP video model from any supported checkpoint.
+
+    The frame stage and the temporal head are read off the checkpoint's keys (an OpenAI CLIP file
+    gives `meanP`); the arguments override them. `num_frames` defaults to 8, or to what the
+    checkpoint fixes (joint, transf_cls).
+
+    Returns:
+      `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`.
+    """
+    if is_converted(path):
+        sizes, video, params = _load_converted_actionclip(path, num_frames)
+    else:
+        ckpt = read_checkpoint(path)
+        inferred = infer_video_config(
+            ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}), str(path)
+        )
+        t = num_frames or inferred["num_frames"] or 8
+        overrides = dict(frame_stage=frame_stage, head=head, conv1d_original=conv1d_original)
+        sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(path), **overrides)
+    return build_actionclip(sizes, video, dtype=dtype, remat=remat), params
+
+
 def convert(checkpoint, output, overwrite: bool = False) -> dict:
-    """Reads a `.pt` checkpoint and writes it as a converted directory; returns the metadata."""
+    """Reads a `.pt` checkpoint and writes it as a converted directory; returns the metadata.
+
+    Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys.
+    """
     ckpt = read_checkpoint(checkpoint)
-    sizes, params = clip_params_from_state_dict(ckpt["clip"], source=str(checkpoint))
-    meta = {"clip": sizes, "source": str(checkpoint), "source_kind": ckpt["kind"]}
-    save_converted(output, meta, {"clip": params}, overwrite=overwrite)
+    inferred = infer_video_config(ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}))
+    t = inferred["num_frames"] or 8
+    sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(checkpoint))
+    meta = {"clip": sizes, "video": video, "source": str(checkpoint), "source_kind": ckpt["kind"]}
+    save_converted(output, meta, params, overwrite=overwrite)
     return meta

@@ -1,0 +1,31 @@
+"""ActionCLIP's symmetric KL loss between video–text logits and a soft label-equality target."""
+
+import jax
+import jax.numpy as jnp
+
+
+def label_target(labels, sharpness: float = 10.0):
+    """softmax(sharpness · [labels_i == labels_j]) per row: every same-class pair is a positive."""
+    gt = (labels[:, None] == labels[None, :]).astype(jnp.float32)  # [B, B]
+    return jax.nn.softmax(sharpness * gt, axis=1)
+
+
+def kl_rows(logits, target):
+    """Batch-mean KL(target ‖ softmax(logits)) over rows, in fp32."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=1)
+    kl = jnp.sum(jax.scipy.special.xlogy(target, target) - target * logp, axis=1)
+    return kl.mean()
+
+
+def kl_loss(logits_per_video, labels, logits_per_text=None):
+    """(KL(q ‖ p_video) + KL(q ‖ p_text)) / 2 with q = `label_target(labels)`.
+
+    Args:
+      logits_per_video: `[B, B]`, scale · v̂ t̂ᵀ, video i against the text of sample j.
+      labels: `[B]` int class ids; equal ids are positives of each other.
+      logits_per_text: `[B, B]`; the transpose of `logits_per_video` when omitted.
+    """
+    q = label_target(labels)
+    if logits_per_text is None:
+        logits_per_text = logits_per_video.T
+    return 0.5 * (kl_rows(logits_per_video, q) + kl_rows(logits_per_text, q))
