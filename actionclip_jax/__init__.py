@@ -2,6 +2,6 @@
 
 from actionclip_jax.tokenizer import tokenize
 from actionclip_jax.weights import CheckpointError
-from actionclip_jax.weights import load_clip
+from actionclip_jax.weights import load_actionclip, load_clip
 
-__all__ = ["CheckpointError", "load_clip", "tokenize"]
+__all__ = ["CheckpointError", "load_actionclip", "load_clip", "tokenize"]

@@ -1,5 +1,10 @@
 """ActionCLIP's text prompts: 16 templates that turn a label name into a sentence."""
 
+import jax
+import numpy as np
+
+from actionclip_jax.tokenizer import tokenize
+
 # The original's order (`utils/Text_Prompt.py`); a template's index is its `text_id`.
 TEMPLATES = (
     "a photo of action {}",
@@ -19,3 +24,25 @@ TEMPLATES = (
     "The man is {}",
     "The woman is {}",
 )
+
+
+def prompt_tokens(class_names, templates=TEMPLATES, context_length: int = 77) -> np.ndarray:
+    """Tokens of every class under every template, template-major: int32 `[K, C, L]`."""
+    if not class_names:
+        raise ValueError("no class names: the label list is empty")
+    texts = [t.format(name) for t in templates for name in class_names]
+    return tokenize(texts, context_length).reshape(len(templates), len(class_names), -1)
+
+
+def sample_prompt_tokens(key, table, labels):
+    """Training text: one template per sample, uniformly, as the original's `randint(16, size=B)`.
+
+    Args:
+      key: a `jax.random` key (fold in the step for a fresh draw each step).
+      table: `[K, C, L]` from `prompt_tokens`.
+      labels: `[B]` class ids.
+    Returns:
+      `[B, L]` tokens of sample b's class under its drawn template.
+    """
+    template = jax.random.randint(key, labels.shape, 0, table.shape[0])
+    return table[template, labels]

@@ -1,5 +1,12 @@
 """Shared fixtures: reference checkpoints are written once per test session and reused."""
 
+import os
+
+# Eight simulated CPU devices for the sharding tests; must be set before jax starts.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+
 import numpy as np
 import pytest
 import torch
