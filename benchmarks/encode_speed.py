@@ -4,8 +4,10 @@ r"""Speed of the CLIP port against the PyTorch reference, and of the tokenizer.
 
 Times the ViT-B/16 image tower on `--frames` frames at 224² (JAX fp32, JAX bf16, OpenAI's
 `clip/model.py` in fp32 on the same number of threads; random weights: speed does not depend on
-them) and tokenizing 10,000 prompts with a fresh tokenizer. Prints a table; the median of
-`--repeats` runs after one warm-up run.
+them); ActionCLIP's `encode_video` (B/16 + the `transf` head) for one video of each of
+`--video_frames` lengths, JAX against the PyTorch transcription of the original in the tests; and
+tokenizing 10,000 prompts with a fresh tokenizer. Prints tables; the median of `--repeats` runs
+after one warm-up run.
 """
 
 import argparse
@@ -20,6 +22,7 @@ def _parse():
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--video_frames", default="8,16,32", help="comma-separated T; empty to skip")
     return p.parse_args()
 
 
@@ -69,16 +72,26 @@ def bench_jax(images, dtype):
     return median_time(lambda: encode(params, x).block_until_ready(), ARGS.repeats)
 
 
-def bench_torch(images):
+def torch_reference():
+    """The tests' PyTorch reference modules, or None where torch / openai-clip are missing."""
     try:
         import torch
 
         sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
         import reference
+        import reference_actionclip
     except ImportError as e:
         print(f"(PyTorch reference skipped: {e})")
         return None
     torch.set_num_threads(ARGS.threads)
+    return torch, reference, reference_actionclip
+
+
+def bench_torch(images):
+    ref = torch_reference()
+    if ref is None:
+        return None
+    torch, reference, _ = ref
     model = reference.reference_clip_module().CLIP(**B16).eval()
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
@@ -87,6 +100,33 @@ def bench_torch(images):
             model.encode_image(x)
 
     return median_time(run, ARGS.repeats)
+
+
+def bench_video(t):
+    """encode_video of one B/16 `transf` video of `t` frames: (JAX fp32 s, PyTorch s or None)."""
+    from actionclip_jax.models.actionclip import ActionCLIP
+
+    video = np.random.RandomState(0).randn(1, t, 224, 224, 3).astype(np.float32)
+    model = ActionCLIP(B16, num_frames=t, head="transf")
+    params = jax.jit(model.init)(jax.random.key(0), video, jnp.zeros((1, 77), jnp.int32))
+    encode = jax.jit(lambda p, v: model.apply(p, v, method=model.encode_video))
+    x = jnp.asarray(video)
+    jax_s = median_time(lambda: encode(params, x).block_until_ready(), ARGS.repeats)
+    del params
+    ref = torch_reference()
+    if ref is None:
+        return jax_s, None
+    torch, reference, reference_actionclip = ref
+    clip = reference.reference_clip_module().CLIP(**B16).eval()
+    fusion = reference_actionclip.make_fusion("Transf", clip, t, randomize=False)
+    video_model = reference_actionclip.ActionCLIPReference(clip, fusion, t).eval()
+    xt = torch.from_numpy(np.ascontiguousarray(video.transpose(0, 1, 4, 2, 3)))
+
+    def run():
+        with torch.no_grad():
+            video_model.encode_video(xt)
+
+    return jax_s, median_time(run, ARGS.repeats)
 
 
 def bench_tokenizer():
@@ -126,8 +166,20 @@ def main():
     for name, t in rows:
         speedup = f"{ref / t:.2f}×" if ref else "-"
         print(f"| {name:<48} | {t:>9.3f} | {ARGS.frames / t:>9.1f} | {speedup:>7} |")
+    lengths = [int(t) for t in ARGS.video_frames.split(",") if t]
+    if lengths:
+        print(f"\nencode_video, ViT-B/16 + transf head, one video, fp32, {ARGS.threads} threads")
+        print(f"| {'frames':>6} | {'JAX s':>8} | {'PyTorch s':>9} | {'speed-up':>8} |")
+        print(f"|{'-' * 8}|{'-' * 10}|{'-' * 11}|{'-' * 10}|")
+        for t in lengths:
+            jax_s, torch_s = bench_video(t)
+            ts = f"{torch_s:>9.3f}" if torch_s else f"{'-':>9}"
+            sp = f"{torch_s / jax_s:>7.2f}×" if torch_s else f"{'-':>8}"
+            print(f"| {t:>6} | {jax_s:>8.3f} | {ts} | {sp} |")
     n, t = bench_tokenizer()
-    print(f"\nTokenizer: {n} prompts (16 templates × K400/K600/UCF101 names), fresh tokenizer: {t:.3f} s")
+    print(
+        f"\nTokenizer: {n} prompts (16 templates × K400/K600/UCF101 names), fresh tokenizer: {t:.3f} s"
+    )
 
 
 if __name__ == "__main__":
