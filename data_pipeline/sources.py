@@ -1,0 +1,491 @@
+"""Where clips come from: list files over videos or frame folders, and TFDS shards.
+
+Every source is a grain ``RandomAccessDataSource`` (``__len__`` and ``__getitem__``) whose
+items are small records; decoding happens later, in `load_clip`, so that a pipeline can
+decide which frames to decode (TSN sampling picks T of a video's F frames) and can
+replace a sample that does not decode.
+
+Records (plain dicts, cheap to pickle into grain worker processes)::
+
+    {"path": str, "label": int, "num_frames": int | None, "kind": "frames" | "video"}
+
+from list files, and for TFDS examples additionally ``"video"``: the ``[F]`` encoded
+JPEG frames (an object array of ``bytes``) or an ``[F, H, W, 3]`` uint8 array, with
+``kind == "tfds"``.
+
+List files (one entry a line, fields separated by whitespace; paths without spaces, as
+in the original):
+
+* ``<frame_dir> <num_frames> <label>``: ActionCLIP / TSN / mmaction2 raw-frame lists over
+  folders of ``img_00001.jpg``, ``img_00002.jpg``, ... (1-based);
+* ``<video_path> <label>``: videos, decoded with decord;
+* ``<video_path> <num_frames> <label>``: the three-column form naming a video file (a
+  path with a video extension, see `VIDEO_EXTENSIONS`). The frame count in the list is
+  kept but not trusted: decoding uses the count decord reports for the file.
+
+Relative paths are joined to ``root`` when one is given, otherwise they are relative to
+the working directory, as in the original. Paths go through ``etils.epath``, so lists,
+frames and videos may live on ``gs://``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+from decord._ffi.base import DECORDError
+from etils import epath
+from PIL import Image
+
+from data_pipeline import labels as labels_lib
+from data_pipeline import video as video_lib
+
+Record = dict[str, Any]
+IndicesFn = Callable[[int], np.ndarray]
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"}
+)
+KINDS = ("frames", "video")
+
+# What decord raises mid-decode (see data_pipeline.video); the slow, careful retry path
+# in `video.read_video_frames` takes over then.
+_DECORD_ERRORS = (DECORDError, RuntimeError, AssertionError)
+
+
+class ListFileError(ValueError):
+    """A list file has a malformed line or a label id out of range; names file and line.
+
+    Attributes:
+      line: The 1-based line number (None for whole-file problems).
+    """
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+class LabelRangeError(ListFileError):
+    """A label id outside ``[0, num_classes)``."""
+
+
+# ---------------------------------------------------------------------------------------
+# List files
+# ---------------------------------------------------------------------------------------
+
+
+def resolve_path(path: str, root: str | os.PathLike | None) -> str:
+    """Joins a relative list-file path to ``root``; absolute paths and URLs stay as they are."""
+    if root is None or "://" in path or os.path.isabs(path):
+        return path
+    return os.fspath(epath.Path(root) / path)
+
+
+def _guess_kind(path: str, num_columns: int) -> str:
+    if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS:
+        return "video"
+    # Three columns without a video extension is the original's frame-folder list; two
+    # columns carry no frame count, which only a video can supply by itself.
+    return "frames" if num_columns == 3 else "video"
+
+
+def parse_list_file(
+    list_path: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    kind: str | None = None,
+    problems: list[ListFileError] | None = None,
+) -> tuple[list[Record], list[int]]:
+    """Reads a list file into records.
+
+    Args:
+      list_path: The list file (local or ``gs://``).
+      root: Folder that relative paths in the list are relative to.
+      num_classes: When given, every label must be in ``[0, num_classes)``.
+      kind: ``"frames"`` or ``"video"`` forces the kind of every entry; ``None`` guesses
+        it per line (a video extension means a video; otherwise three columns mean a
+        frame folder and two columns a video).
+      problems: If given, a bad line is appended here (as a `ListFileError` or
+        `LabelRangeError`, with ``.line``) and skipped, instead of raised.
+
+    Returns:
+      ``(records, line_numbers)``: one record per entry, and the 1-based line each came
+      from (for messages). Blank lines are skipped.
+
+    Raises:
+      FileNotFoundError: The list file does not exist.
+      ListFileError: A line does not have 2 or 3 fields, a number does not parse, a frame
+        count is below 1, a label is negative or ``>= num_classes`` (`LabelRangeError`),
+        or the file has no entries. The message is ``<file>:<line>: <what is wrong>``.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    file = epath.Path(list_path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"list file not found: {file}") from e
+    records: list[Record] = []
+    line_numbers: list[int] = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.split():
+            continue
+        try:
+            record = _parse_line(line, f"{file}:{line_number}", line_number, num_classes, kind)
+        except ListFileError as e:
+            if problems is None:
+                raise
+            problems.append(e)
+            continue
+        record["path"] = resolve_path(record["path"], root)
+        records.append(record)
+        line_numbers.append(line_number)
+    if not records and problems is None:
+        raise ListFileError(f"{file}: no entries")
+    return records, line_numbers
+
+
+def _parse_line(
+    line: str, where: str, line_number: int, num_classes: int | None, kind: str | None
+) -> Record:
+    fields = line.split()
+    if len(fields) not in (2, 3):
+        raise ListFileError(
+            f"{where}: expected '<path> <num_frames> <label>' or '<path> <label>', got "
+            f"{len(fields)} fields (paths must not contain spaces): {line.strip()!r}",
+            line_number,
+        )
+    path = fields[0]
+    num_frames = None
+    if len(fields) == 3:
+        num_frames = _parse_int(fields[1], "num_frames", where, line_number)
+        if num_frames < 1:
+            raise ListFileError(f"{where}: num_frames must be >= 1, got {num_frames}", line_number)
+    label = _parse_int(fields[-1], "label", where, line_number)
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        limit = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+        raise LabelRangeError(f"{where}: label id {label} out of range {limit}", line_number)
+    return {
+        "path": path,
+        "label": label,
+        "num_frames": num_frames,
+        "kind": kind or _guess_kind(path, len(fields)),
+    }
+
+
+def _parse_int(text: str, what: str, where: str, line_number: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ListFileError(f"{where}: {what} {text!r} is not an integer", line_number) from None
+
+
+def _num_classes(labels: str | os.PathLike | Sequence[str] | int | None) -> int | None:
+    if labels is None or isinstance(labels, int):
+        return labels
+    if isinstance(labels, (str, os.PathLike)):
+        return len(labels_lib.read_labels(labels))
+    return len(labels)
+
+
+class VideoClipSource:
+    """A list file as a grain ``RandomAccessDataSource`` of records.
+
+    Attributes:
+      list_path: The list file.
+      records: One record per entry (see the module docstring).
+      line_numbers: The list-file line of each record.
+    """
+
+    def __init__(
+        self,
+        list_path: str | os.PathLike,
+        *,
+        root: str | os.PathLike | None = None,
+        labels: str | os.PathLike | Sequence[str] | int | None = None,
+        kind: str | None = None,
+    ):
+        """Reads and checks the list file.
+
+        Args:
+          list_path: The list file.
+          root: Folder that relative paths are relative to.
+          labels: The class names, a label CSV path / built-in name, or the class count;
+            labels in the list are checked against it. ``None`` skips the range check.
+          kind: See `parse_list_file`.
+        """
+        self.list_path = os.fspath(list_path)
+        self.records, self.line_numbers = parse_list_file(
+            list_path, root=root, num_classes=_num_classes(labels), kind=kind
+        )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Record:
+        return dict(self.records[index])
+
+    def __repr__(self) -> str:
+        return f"VideoClipSource({self.list_path!r}, {len(self)} entries)"
+
+
+# ---------------------------------------------------------------------------------------
+# TFDS datasets (prepared shards, or any TFDS dataset with `video` and `label` features)
+# ---------------------------------------------------------------------------------------
+
+
+class KeepEncodedFrames(tfds.decode.Decoder):
+    """A TFDS decoder that leaves a sequence of images encoded (JPEG/PNG bytes).
+
+    TFDS would otherwise decode every frame of a video on each read; TSN sampling needs
+    only T of them. (``tfds.decode.SkipDecoding`` does not work with the NumPy reading
+    path that ``tfds.data_source`` uses, hence this class.)
+    """
+
+    def decode_example(self, serialized_example):
+        return serialized_example
+
+    def decode_example_np(self, serialized_example):
+        return serialized_example
+
+    def decode_batch_example_np(self, serialized_example):
+        return serialized_example  # [F] object array of bytes.
+
+
+def is_tfds_dir(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a TFDS dataset folder (it holds ``dataset_info.json``)."""
+    try:
+        return (epath.Path(path) / "dataset_info.json").exists()
+    except (OSError, ValueError):
+        return False
+
+
+class TfdsClipSource:
+    """A TFDS split (array_record) as a grain ``RandomAccessDataSource`` of records.
+
+    Reads with ``tfds.data_source``; TensorFlow is not needed. The dataset needs a
+    ``video`` feature (a sequence of encoded images, as `data_pipeline.prepare` writes,
+    or a ``[F, H, W, 3]`` uint8 tensor) and a ``label`` feature; ``path`` and
+    ``num_frames`` features are used when present.
+
+    Attributes:
+      class_names: The ``label`` feature's names, if it is a ``ClassLabel``.
+    """
+
+    def __init__(
+        self,
+        name_or_dir: str | os.PathLike,
+        *,
+        split: str = "train",
+        data_dir: str | os.PathLike | None = None,
+    ):
+        """Opens the split.
+
+        Args:
+          name_or_dir: A dataset folder (``<data_dir>/<name>/<version>``, the folder with
+            ``dataset_info.json``) or a dataset name found under ``data_dir``.
+          split: A TFDS split, e.g. ``"train"``, ``"validation"``, ``"train[:10%]"``.
+          data_dir: Where to look the name up (TFDS's default when ``None``).
+        """
+        self.name = os.fspath(name_or_dir)
+        self.split = split
+        if is_tfds_dir(name_or_dir):
+            builder = tfds.builder_from_directory(os.fspath(name_or_dir))
+        else:
+            builder = tfds.builder(self.name, data_dir=data_dir)
+        features = builder.info.features
+        for key in ("video", "label"):
+            if key not in features:
+                raise ValueError(
+                    f"TFDS dataset {self.name} has no {key!r} feature (it has "
+                    f"{sorted(features.keys())})"
+                )
+        video = features["video"]
+        encoded = isinstance(video, tfds.features.Sequence) and isinstance(
+            video.feature, tfds.features.Image
+        )
+        decoders = {"video": KeepEncodedFrames()} if encoded else None
+        label = features["label"]
+        self.class_names = (
+            list(label.names) if isinstance(label, tfds.features.ClassLabel) else None
+        )
+        self._has_path = "path" in features
+        self._source = builder.as_data_source(split=split, decoders=decoders)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> Record:
+        example = self._source[index]
+        frames = example["video"]
+        if isinstance(frames, list):
+            frames = np.asarray(frames, dtype=object)
+        path = example["path"] if self._has_path else f"{self.name}/{self.split}[{index}]"
+        if isinstance(path, bytes):
+            path = path.decode("utf-8")
+        return {
+            "path": str(path),
+            "label": int(example["label"]),
+            "num_frames": len(frames),
+            "kind": "tfds",
+            "video": frames,
+        }
+
+    def __repr__(self) -> str:
+        return f"TfdsClipSource({self.name!r}, split={self.split!r}, {len(self)} examples)"
+
+
+# ---------------------------------------------------------------------------------------
+# Opening any of them
+# ---------------------------------------------------------------------------------------
+
+
+def open_source(
+    data: Any,
+    *,
+    split: str | None = "train",
+    root: str | os.PathLike | None = None,
+    labels: str | os.PathLike | Sequence[str] | int | None = None,
+    kind: str | None = None,
+    tfds_data_dir: str | os.PathLike | None = None,
+):
+    """Opens the data a pipeline reads.
+
+    Args:
+      data: A list file; a TFDS dataset folder (with ``dataset_info.json``, e.g. what
+        `data_pipeline.prepare` wrote); ``"tfds:<name>"`` for a TFDS dataset under
+        ``tfds_data_dir``; or an object that already has ``__len__`` and ``__getitem__``
+        returning records (returned as is).
+      split: TFDS split (ignored for list files; required for TFDS).
+      root: Folder that relative list-file paths are relative to.
+      labels: Class names, a label CSV / built-in name, or the class count, to check the
+        list's label ids against (and a TFDS ``ClassLabel``'s size).
+      kind: Forces ``"frames"`` or ``"video"`` for list files.
+      tfds_data_dir: ``data_dir`` for ``"tfds:<name>"``.
+
+    Returns:
+      A `VideoClipSource`, a `TfdsClipSource`, or ``data``.
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        return data
+    text = os.fspath(data)
+    is_tfds = text.startswith("tfds:") or is_tfds_dir(text)
+    if not is_tfds:
+        return VideoClipSource(text, root=root, labels=labels, kind=kind)
+    if split is None:
+        raise ValueError(f"TFDS dataset {text}: give the split to read")
+    if text.startswith("tfds:"):
+        source = TfdsClipSource(text[len("tfds:") :], split=split, data_dir=tfds_data_dir)
+    else:
+        source = TfdsClipSource(text, split=split)
+    num_classes = _num_classes(labels)
+    known = source.class_names
+    if num_classes is not None and known is not None and len(known) != num_classes:
+        raise ValueError(
+            f"TFDS dataset {text} has {len(source.class_names)} classes, the label file "
+            f"{num_classes}"
+        )
+    return source
+
+
+# ---------------------------------------------------------------------------------------
+# Decoding a clip
+# ---------------------------------------------------------------------------------------
+
+
+def _template_glob(image_tmpl: str) -> str:
+    return re.sub(r"\{[^}]*\}", "*", image_tmpl)
+
+
+def count_frames(frame_dir: str | os.PathLike, image_tmpl: str = "img_{:05d}.jpg") -> int:
+    """Number of files in ``frame_dir`` that match the frame-name template."""
+    folder = epath.Path(frame_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"frame folder not found: {folder}")
+    return sum(1 for _ in folder.glob(_template_glob(image_tmpl)))
+
+
+def decode_encoded_frames(encoded: np.ndarray, indices: np.ndarray, name: str) -> np.ndarray:
+    """Decodes ``encoded[indices]`` (JPEG/PNG bytes) to ``[T, H, W, 3]`` uint8 RGB.
+
+    Each distinct index is decoded once; only the requested frames are decoded.
+    """
+    images: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
+    for index in np.unique(indices).tolist():
+        try:
+            with Image.open(io.BytesIO(encoded[index])) as image:
+                images[index] = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise video_lib.VideoDecodeError(
+                f"cannot decode frame {index} of {name}: {type(e).__name__}: {e}"
+            ) from e
+    if len({image.shape for image in images.values()}) > 1:
+        raise video_lib.VideoDecodeError(f"frames of {name} differ in size")
+    return np.stack([images[i] for i in indices.tolist()])  # [T, H, W, 3]
+
+
+def _load_video(path: str, indices_fn: IndicesFn) -> np.ndarray:
+    # One reader serves both the frame count and the decode: opening costs as much as
+    # decoding a few frames. Only on a decode failure does the careful (slower) reader
+    # of data_pipeline.video take over, with its retries and tail fallback.
+    reader = video_lib.open_video(path)
+    indices = np.asarray(indices_fn(len(reader)), np.int64)
+    unique, inverse = np.unique(indices, return_inverse=True)  # Decode forward, each once.
+    try:
+        return reader.get_batch(unique).asnumpy()[inverse]  # [T, H, W, 3]
+    except _DECORD_ERRORS:
+        del reader
+        return video_lib.read_video_frames(path, indices)
+
+
+def load_clip(
+    record: Record,
+    indices_fn: IndicesFn,
+    *,
+    image_tmpl: str = "img_{:05d}.jpg",
+    index_bias: int = 1,
+) -> np.ndarray:
+    """Decodes the frames of one record that ``indices_fn`` selects.
+
+    Args:
+      record: A record from any source here.
+      indices_fn: Maps the video's frame count F to the 0-based frame indices to decode
+        (e.g. ``lambda f: sampling.train_indices(f, 8, rng)``); called exactly once.
+      image_tmpl: File-name template of frame folders.
+      index_bias: Number of the first frame file (1: ``img_00001.jpg`` is frame 0).
+
+    Returns:
+      ``[len(indices), H, W, 3]`` uint8 RGB frames, in the order of the indices.
+
+    Raises:
+      FileNotFoundError: The video, frame folder or a frame file is missing.
+      VideoDecodeError: Something is there but does not decode.
+    """
+    kind = record["kind"]
+    if kind == "video":
+        return _load_video(record["path"], indices_fn)
+    if kind == "frames":
+        num_frames = record["num_frames"]
+        if num_frames is None:
+            num_frames = count_frames(record["path"], image_tmpl)
+            if num_frames == 0:
+                raise video_lib.VideoDecodeError(
+                    f"frame folder {record['path']} has no files matching {image_tmpl!r}"
+                )
+        indices = np.asarray(indices_fn(num_frames), np.int64)
+        return video_lib.read_frame_folder(record["path"], indices, image_tmpl, index_bias)
+    if kind == "tfds":
+        frames = record["video"]
+        if len(frames) == 0:
+            raise video_lib.VideoDecodeError(f"example {record['path']} has no frames")
+        indices = np.asarray(indices_fn(len(frames)), np.int64)
+        if frames.dtype == object:
+            return decode_encoded_frames(frames, indices, record["path"])
+        return np.asarray(frames[indices], np.uint8)  # Already decoded [F, H, W, 3].
+    raise ValueError(f"unknown record kind {kind!r}")
