@@ -46,3 +46,26 @@ def sample_prompt_tokens(key, table, labels):
     """
     template = jax.random.randint(key, labels.shape, 0, table.shape[0])
     return table[template, labels]
+
+
+def resolve_templates(spec: str) -> tuple[str, ...]:
+    """Templates by name: `actionclip16` (default), `single` (the first), `bare` (the label
+    words alone), or a text file with one template per line, each holding one `{}`."""
+    if spec == "actionclip16":
+        return TEMPLATES
+    if spec == "single":
+        return TEMPLATES[:1]
+    if spec == "bare":
+        return ("{}",)
+    from etils import epath  # pylint: disable=import-outside-toplevel
+
+    path = epath.Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"text.templates={spec!r} is neither actionclip16, single, bare nor an existing file"
+        )
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    bad = [i + 1 for i, ln in enumerate(lines) if ln.count("{}") != 1]
+    if not lines or bad:
+        raise ValueError(f"{path}: every line must hold exactly one '{{}}' (bad lines: {bad})")
+    return tuple(lines)

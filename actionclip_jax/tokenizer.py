@@ -65,8 +65,11 @@ def bytes_to_unicode() -> dict[int, str]:
     Printable Latin-1 bytes map to themselves; the rest (controls, space, soft hyphen)
     are moved to code points 256 and up, so BPE never sees whitespace or controls.
     """
-    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-               *range(ord("®"), ord("ÿ") + 1)]
+    visible = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping = {b: chr(b) for b in visible}
     extra = 256
     for b in range(256):
@@ -120,10 +123,10 @@ class Tokenizer:
                 the copy shipped with the package.
         """
         path = default_vocab_path() if vocab_path is None else vocab_path
-        with (path.open("rb") if hasattr(path, "open") else open(path, "rb")) as f:
+        with path.open("rb") if hasattr(path, "open") else open(path, "rb") as f:
             # Only the first lines are used; the file holds ~262k merges.
             lines = gzip.decompress(f.read()).decode("utf-8").split("\n", _NUM_MERGES + 1)
-        merges = [tuple(line.split()) for line in lines[1:_NUM_MERGES + 1]]
+        merges = [tuple(line.split()) for line in lines[1 : _NUM_MERGES + 1]]
 
         symbols = list(bytes_to_unicode().values())
         tokens = symbols + [s + "</w>" for s in symbols]
@@ -138,7 +141,9 @@ class Tokenizer:
         # Maps a raw regex piece to its ids. Pieces repeat a lot (prompt templates share
         # most words), so each distinct piece is merged only once.
         self._cache: dict[str, tuple[int, ...]] = {
-            SOT_TOKEN: (self.sot_id,), EOT_TOKEN: (self.eot_id,)}
+            SOT_TOKEN: (self.sot_id,),
+            EOT_TOKEN: (self.eot_id,),
+        }
         # Translating latin-1-decoded utf-8 bytes maps bytes to symbols in one C call.
         self._byte_table = dict(bytes_to_unicode())
         self._byte_decoder = {c: b for b, c in bytes_to_unicode().items()}
@@ -208,8 +213,12 @@ class Tokenizer:
         data = bytes(self._byte_decoder[c] for c in chars)
         return data.decode("utf-8", errors="replace").replace("</w>", " ")
 
-    def __call__(self, texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH,
-                 truncate: bool = False) -> np.ndarray:
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        context_length: int = CONTEXT_LENGTH,
+        truncate: bool = False,
+    ) -> np.ndarray:
         """Same as the module-level `tokenize`, with this tokenizer."""
         if isinstance(texts, str):
             texts = [texts]
@@ -222,11 +231,12 @@ class Tokenizer:
                     raise ValueError(
                         f"Text {shown!r} has {len(ids)} tokens (with start/end tokens), more "
                         f"than the context length {context_length}; pass truncate=True to "
-                        "cut it.")
+                        "cut it."
+                    )
                 # Like clip.tokenize(truncate=True): keep the end marker as the last token.
                 ids = ids[:context_length]
                 ids[-1] = self.eot_id
-            out[row, :len(ids)] = ids
+            out[row, : len(ids)] = ids
         return out
 
 
@@ -236,8 +246,9 @@ def default_tokenizer() -> Tokenizer:
     return Tokenizer()
 
 
-def tokenize(texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH,
-             truncate: bool = False) -> np.ndarray:
+def tokenize(
+    texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH, truncate: bool = False
+) -> np.ndarray:
     """Tokenizes text(s) into CLIP's fixed-length id arrays.
 
     Each row is ``[49406] + bpe_ids + [49407]`` followed by zeros.

@@ -1,0 +1,170 @@
+"""Evaluation: every video counted exactly once, views and templates averaged as the original.
+
+Each video's V = num_clips × num_crops views are encoded; each view gets a softmax over classes
+per template (scale 100), averaged over templates and then views (`scoring.view_probs`). The last
+partial batch is padded and masked, so all videos count (the original drops it; set
+`data.drop_last_eval` to reproduce that). Sums are reduced on the device, so every host sees the
+same global totals.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from etils import epath
+
+from actionclip_jax import augment, logs, prompts, scoring, sharding
+from actionclip_jax.models.clip import l2_normalize
+from data_pipeline import pipeline, sources
+
+RESULTS_FILE = "eval_results.json"
+
+
+def eval_step(params, batch, text_features, *, model, limit: int):
+    """Device-side sums over one global batch: hits, counts, per-class counts, confusions."""
+    video = augment.preprocess_uint8(batch["video"]).astype(model.dtype)  # [B, V, T, S, S, 3]
+    b, v = video.shape[:2]
+    feats = model.apply(
+        {"params": params}, video.reshape(b * v, *video.shape[2:]), method=model.encode_video
+    )
+    feats = l2_normalize(feats.astype(jnp.float32)).reshape(b, v, -1)
+    probs = scoring.view_probs(feats, text_features)  # [B, C]
+    num_classes = text_features.shape[1]
+    _, top = jax.lax.top_k(probs, min(5, num_classes))
+    label = batch["label"]
+    mask = (batch["mask"] & (batch["index"] < limit)).astype(jnp.float32)
+    hit1 = (top[:, 0] == label).astype(jnp.float32)
+    hit5 = jnp.any(top == label[:, None], axis=-1).astype(jnp.float32)
+    truth = jax.nn.one_hot(label, num_classes) * mask[:, None]  # [B, C]
+    return {
+        "correct1": jnp.sum(hit1 * mask),
+        "correct5": jnp.sum(hit5 * mask),
+        "count": jnp.sum(mask),
+        "class_correct": truth.T @ hit1,
+        "class_count": truth.sum(0),
+        "confusion": truth.T @ jax.nn.one_hot(top[:, 0], num_classes),  # [true, predicted]
+        "bad": jnp.sum(batch["bad"]),
+    }
+
+
+def summarize(sums: dict) -> dict:
+    """Accuracies (fractions in [0, 1]) from summed counts."""
+    count = float(sums["count"])
+    seen = sums["class_count"] > 0
+    per_class = np.where(seen, sums["class_correct"] / np.maximum(sums["class_count"], 1), 0.0)
+    return {
+        "top1": float(sums["correct1"]) / max(count, 1.0),
+        "top5": float(sums["correct5"]) / max(count, 1.0),
+        "mean_class_acc": float(per_class[seen].mean()) if seen.any() else 0.0,
+        "num_videos": int(round(count)),
+        "bad_videos": int(sums["bad"]),
+    }
+
+
+class Evaluator:
+    """Evaluates parameters on `config.data.val`; text features are encoded once per call."""
+
+    def __init__(self, config, model, mesh, class_names, data=None):
+        """`data` defaults to `config.data.val`; another list (the demo's held-out combinations)
+        reports under its file name: `eval/<name>/top1` and `eval_results_<name>.json`."""
+        self.config, self.model, self.mesh, self.names = config, model, mesh, class_names
+        d = config.data
+        self.data = data or d.val
+        self.name = "" if data is None else epath.Path(data).stem
+        self.source = sources.open_source(
+            self.data,
+            split=d.val_split,
+            root=d.root or None,
+            labels=len(class_names),
+            kind=d.kind or None,
+            tfds_data_dir=d.tfds_data_dir or None,
+        )
+        self.table = prompts.prompt_tokens(
+            class_names,
+            prompts.resolve_templates(config.text.templates),
+            model.clip_sizes["context_length"],
+        )
+        gb = d.eval_batch_size
+        if gb % jax.device_count():
+            raise ValueError(f"data.eval_batch_size={gb} must be a multiple of the devices")
+        self.local_batch = gb // jax.process_count()
+        n = len(self.source)
+        limit = (n // gb) * gb if d.drop_last_eval else n
+        self.limit = limit
+        self.step_fn = jax.jit(
+            functools.partial(eval_step, model=model, limit=limit),
+            out_shardings=sharding.replicated(mesh),
+        )
+
+    def __call__(self, params, step: int, writer=None, workdir=None) -> dict:
+        d = self.config.data
+        text = scoring.encode_class_texts(self.model, params, self.table)
+        it = pipeline.make_eval_iterator(
+            self.source,
+            batch_size=self.local_batch,
+            num_frames=d.num_frames,
+            num_clips=d.num_clips,
+            num_crops=d.num_crops,
+            input_size=self.model.clip_sizes["image_resolution"],
+            worker_count=d.workers,
+            read_threads=d.read_threads,
+            strict=d.strict,
+        )
+        total = None
+        for batch in it:
+            out = self.step_fn(params, pipeline.to_global(batch, self.mesh), text)
+            total = out if total is None else jax.tree.map(jnp.add, total, out)
+        sums = jax.device_get(total)
+        results = summarize(sums)
+        results.update(
+            checkpoint_step=int(step),
+            views=d.num_clips * d.num_crops,
+            num_clips=d.num_clips,
+            num_crops=d.num_crops,
+            num_classes=len(self.names),
+            templates=len(self.table),
+            dataset=str(self.data),
+            drop_last=bool(d.drop_last_eval),
+        )
+        self.last_confusion = sums["confusion"]
+        self.last_class_counts = (sums["class_correct"], sums["class_count"])
+        prefix = f"eval/{self.name}/" if self.name else "eval/"
+        if writer is not None:
+            writer.write_scalars(
+                step, {prefix + k: results[k] for k in ("top1", "top5", "mean_class_acc")}
+            )
+        if workdir is not None and jax.process_index() == 0:
+            name = f"eval_results_{self.name}.json" if self.name else RESULTS_FILE
+            logs.write_json(epath.Path(workdir) / name, results)
+        return results
+
+
+def run(config, workdir) -> dict:
+    """`mode=eval`: one evaluation of `init.checkpoint`, or of the workdir's latest checkpoint."""
+    from actionclip_jax import checkpointing, train  # pylint: disable=import-outside-toplevel
+
+    train.check_data_files(config)
+    names = train.class_names(config)
+    mesh = sharding.make_mesh()
+    ckpt = checkpointing.Checkpointer(workdir, config)
+    step = ckpt.latest_step()
+    if step is None and not config.init.checkpoint:
+        raise FileNotFoundError(
+            f"nothing to evaluate: {workdir} has no checkpoint and config.init.checkpoint is empty"
+        )
+    model, _, _, state, shardings = train.create_train_state(config, mesh, steps_per_epoch=1)
+    if step is not None:  # a run's own checkpoint wins over the initial weights
+        abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
+        )
+        state = ckpt.restore_state(step, abstract)
+    ckpt.close()
+    writer = logs.MetricWriter(workdir)
+    try:
+        results = Evaluator(config, model, mesh, names)(
+            state.params, int(step or 0), writer, workdir
+        )
+    finally:
+        writer.close()
+    return results
