@@ -9,9 +9,9 @@ Records (plain dicts, cheap to pickle into grain worker processes)::
 
     {"path": str, "label": int, "num_frames": int | None, "kind": "frames" | "video"}
 
-from list files, and for TFDS examples additionally ``"video"``: the ``[F]`` encoded
-JPEG frames (an object array of ``bytes``) or an ``[F, H, W, 3]`` uint8 array, with
-``kind == "tfds"``.
+from list files, and for TFDS examples additionally ``"video"``: the F encoded JPEG
+frames (a sequence of ``bytes``: `EncodedFrames` or an object array) or an
+``[F, H, W, 3]`` uint8 array, with ``kind == "tfds"``.
 
 List files (one entry a line, fields separated by whitespace; paths without spaces, as
 in the original):
@@ -274,6 +274,11 @@ class TfdsClipSource:
     or a ``[F, H, W, 3]`` uint8 tensor) and a ``label`` feature; ``path`` and
     ``num_frames`` features are used when present.
 
+    Encoded videos take a fast route: the serialized ``tf.Example`` is scanned for the
+    byte ranges of the frames (`parse_example_ranges`) and only the frames a clip samples
+    are copied and decoded. TFDS's own parsing would copy all F frames (a few MB for a
+    10 s clip) into a padded array on every read.
+
     Attributes:
       class_names: The ``label`` feature's names, if it is a ``ClassLabel``.
     """
@@ -284,6 +289,7 @@ class TfdsClipSource:
         *,
         split: str = "train",
         data_dir: str | os.PathLike | None = None,
+        fast: bool = True,
     ):
         """Opens the split.
 
@@ -292,6 +298,7 @@ class TfdsClipSource:
             ``dataset_info.json``) or a dataset name found under ``data_dir``.
           split: A TFDS split, e.g. ``"train"``, ``"validation"``, ``"train[:10%]"``.
           data_dir: Where to look the name up (TFDS's default when ``None``).
+          fast: Use the fast route for encoded videos (False: TFDS's parser, for tests).
         """
         self.name = os.fspath(name_or_dir)
         self.split = split
@@ -310,23 +317,34 @@ class TfdsClipSource:
         encoded = isinstance(video, tfds.features.Sequence) and isinstance(
             video.feature, tfds.features.Image
         )
-        decoders = {"video": KeepEncodedFrames()} if encoded else None
         label = features["label"]
         self.class_names = (
             list(label.names) if isinstance(label, tfds.features.ClassLabel) else None
         )
-        self._has_path = "path" in features
+        self._has_path = "path" in features and isinstance(features["path"], tfds.features.Text)
+        scalar_label = isinstance(label, (tfds.features.ClassLabel, tfds.features.Scalar))
+        self._fast = fast and encoded and scalar_label
+        if self._fast:
+            self._raw = builder.as_data_source(
+                split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+            )
+        # The TFDS route: every other layout, and examples the fast scan cannot read.
+        decoders = {"video": KeepEncodedFrames()} if encoded else None
         self._source = builder.as_data_source(split=split, decoders=decoders)
 
     def __len__(self) -> int:
         return len(self._source)
 
     def __getitem__(self, index: int) -> Record:
+        if self._fast:
+            record = self._fast_record(index)
+            if record is not None:
+                return record
         example = self._source[index]
         frames = example["video"]
         if isinstance(frames, list):
             frames = np.asarray(frames, dtype=object)
-        path = example["path"] if self._has_path else f"{self.name}/{self.split}[{index}]"
+        path = example["path"] if self._has_path else self._default_path(index)
         if isinstance(path, bytes):
             path = path.decode("utf-8")
         return {
@@ -337,8 +355,143 @@ class TfdsClipSource:
             "video": frames,
         }
 
+    def _default_path(self, index: int) -> str:
+        return f"{self.name}/{self.split}[{index}]"
+
+    def _fast_record(self, index: int) -> Record | None:
+        raw = self._raw[index]
+        try:
+            fields = parse_example_ranges(raw)
+        except (IndexError, ValueError):
+            return None  # Not a plain tf.Example: let TFDS parse it (and report errors).
+        video, label = fields.get("video"), fields.get("label")
+        if video is None or video[0] != "bytes" or label is None or label[0] != "int64":
+            return None
+        if len(label[1]) != 1:
+            return None
+        view = memoryview(raw)
+        path = self._default_path(index)
+        if self._has_path and fields.get("path", ("",))[0] == "bytes":
+            start, stop = fields["path"][1][0]
+            path = bytes(view[start:stop]).decode("utf-8")
+        frames = EncodedFrames(view, video[1])
+        return {
+            "path": path,
+            "label": int(label[1][0]),
+            "num_frames": len(frames),
+            "kind": "tfds",
+            "video": frames,
+        }
+
     def __repr__(self) -> str:
         return f"TfdsClipSource({self.name!r}, split={self.split!r}, {len(self)} examples)"
+
+
+class EncodedFrames:
+    """The encoded frames of one example: byte ranges into the serialized record.
+
+    Indexing returns the ``bytes`` of one frame; nothing is copied before that.
+    """
+
+    def __init__(self, buffer: memoryview, ranges: list[tuple[int, int]]):
+        self._buffer = buffer
+        self._ranges = ranges
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def __getitem__(self, index: int) -> bytes:
+        start, stop = self._ranges[index]
+        return bytes(self._buffer[start:stop])
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    result, shift = 0, 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf, start: int, stop: int):
+    """Protobuf wire format: yields ``(field, wire type, start, stop or value)``."""
+    pos = start
+    while pos < stop:
+        key, pos = _varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 2:  # Length-delimited: the payload's range.
+            length, pos = _varint(buf, pos)
+            yield field, wire, pos, pos + length
+            pos += length
+        elif wire == 0:  # Varint: its value.
+            value, pos = _varint(buf, pos)
+            yield field, wire, value, None
+        elif wire == 5:
+            yield field, wire, pos, pos + 4
+            pos += 4
+        elif wire == 1:
+            yield field, wire, pos, pos + 8
+            pos += 8
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    if pos != stop:
+        raise ValueError("truncated protobuf message")
+
+
+def _feature_values(buf, start: int, stop: int) -> tuple[str, list]:
+    # Feature: oneof bytes_list = 1, float_list = 2, int64_list = 3; each a list in
+    # field 1, numbers packed (wire type 2) or not.
+    for kind_field, _, kind_start, kind_stop in _fields(buf, start, stop):
+        kind = {1: "bytes", 2: "float", 3: "int64"}.get(kind_field)
+        values: list = []
+        for field, wire, a, b in _fields(buf, kind_start, kind_stop):
+            if field != 1:
+                continue
+            if kind == "bytes":
+                values.append((a, b))
+            elif kind == "int64" and wire == 0:
+                values.append(a - (1 << 64) if a >= 1 << 63 else a)
+            elif kind == "int64":
+                pos = a
+                while pos < b:
+                    value, pos = _varint(buf, pos)
+                    values.append(value - (1 << 64) if value >= 1 << 63 else value)
+            elif kind == "float":
+                values.extend(np.frombuffer(bytes(buf[a:b]), "<f4").tolist())
+        return kind, values
+    return "bytes", []  # An empty Feature: an empty list.
+
+
+def parse_example_ranges(serialized: bytes) -> dict[str, tuple[str, list]]:
+    """Scans a serialized ``tf.train.Example`` without copying its byte values.
+
+    Returns:
+      ``{key: (kind, values)}`` with kind ``"bytes"`` (values: ``(start, stop)`` byte
+      ranges into ``serialized``), ``"int64"`` or ``"float"`` (values: numbers).
+
+    Raises:
+      ValueError, IndexError: ``serialized`` is not a well-formed ``tf.train.Example``.
+    """
+    buf = memoryview(serialized)
+    out = {}
+    for field, wire, start, stop in _fields(buf, 0, len(buf)):
+        if field != 1 or wire != 2:  # Example.features
+            continue
+        for entry_field, entry_wire, entry_start, entry_stop in _fields(buf, start, stop):
+            if entry_field != 1 or entry_wire != 2:  # Features.feature (a map entry)
+                continue
+            key, value = None, None
+            for f, _, a, b in _fields(buf, entry_start, entry_stop):
+                if f == 1:
+                    key = bytes(buf[a:b]).decode("utf-8")
+                elif f == 2:
+                    value = (a, b)
+            if key is not None:
+                out[key] = _feature_values(buf, *value) if value else ("bytes", [])
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,7 +564,7 @@ def count_frames(frame_dir: str | os.PathLike, image_tmpl: str = "img_{:05d}.jpg
     return sum(1 for _ in folder.glob(_template_glob(image_tmpl)))
 
 
-def decode_encoded_frames(encoded: np.ndarray, indices: np.ndarray, name: str) -> np.ndarray:
+def decode_encoded_frames(encoded: Sequence[bytes], indices: np.ndarray, name: str) -> np.ndarray:
     """Decodes ``encoded[indices]`` (JPEG/PNG bytes) to ``[T, H, W, 3]`` uint8 RGB.
 
     Each distinct index is decoded once; only the requested frames are decoded.
@@ -485,7 +638,7 @@ def load_clip(
         if len(frames) == 0:
             raise video_lib.VideoDecodeError(f"example {record['path']} has no frames")
         indices = np.asarray(indices_fn(len(frames)), np.int64)
-        if frames.dtype == object:
-            return decode_encoded_frames(frames, indices, record["path"])
-        return np.asarray(frames[indices], np.uint8)  # Already decoded [F, H, W, 3].
+        if isinstance(frames, np.ndarray) and frames.dtype != object:
+            return np.asarray(frames[indices], np.uint8)  # Already decoded [F, H, W, 3].
+        return decode_encoded_frames(frames, indices, record["path"])
     raise ValueError(f"unknown record kind {kind!r}")

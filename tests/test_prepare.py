@@ -101,7 +101,7 @@ def test_source_decodes_only_the_sampled_frames_exactly(prepared):
     assert source.class_names == ["even", "odd"] and len(source) == 5
     record = source[2]
     assert record["kind"] == "tfds" and record["path"] == "v2.mp4" and record["label"] == 0
-    assert record["video"].dtype == object and len(record["video"]) == 22  # Still JPEG bytes.
+    assert isinstance(record["video"], sources.EncodedFrames) and len(record["video"]) == 22
     indices = sampling.train_indices(22, 8, np.random.default_rng(0))
     frames = sources.load_clip(record, lambda f: indices)
     assert frames.shape == (8, 48, 64, 3)
@@ -110,6 +110,38 @@ def test_source_decodes_only_the_sampled_frames_exactly(prepared):
     assert len(same) == 5
     with pytest.raises(ValueError, match="split"):
         sources.open_source(str(output / "videos" / "1.0.0"), split=None)
+
+
+def test_fast_scan_reads_what_tfds_reads(prepared):
+    builder_dir = str(prepared[0] / "videos" / "1.0.0")
+    fast = sources.TfdsClipSource(builder_dir, split="train")
+    slow = sources.TfdsClipSource(builder_dir, split="train", fast=False)
+    for i in range(len(fast)):
+        a, b = fast[i], slow[i]
+        assert isinstance(b["video"], np.ndarray) and b["video"].dtype == object
+        assert {k: a[k] for k in ("path", "label", "num_frames", "kind")} == {
+            k: b[k] for k in ("path", "label", "num_frames", "kind")
+        }
+        assert [a["video"][j] for j in range(len(a["video"]))] == list(b["video"])
+
+
+def test_parse_example_ranges_matches_the_proto():
+    from tensorflow_datasets.proto import tf_example_pb2
+
+    example = tf_example_pb2.Example()
+    feature = example.features.feature
+    feature["frames"].bytes_list.value.extend([b"", b"a" * 300, b"\x00\xff"])
+    feature["ids"].int64_list.value.extend([0, -1, 2**40, 127, 128])
+    feature["score"].float_list.value.extend([0.5, -2.25])
+    feature["empty"].SetInParent()
+    raw = example.SerializeToString()
+    fields = sources.parse_example_ranges(raw)
+    assert [raw[a:b] for a, b in fields["frames"][1]] == [b"", b"a" * 300, b"\x00\xff"]
+    assert fields["ids"] == ("int64", [0, -1, 2**40, 127, 128])
+    assert fields["score"] == ("float", [0.5, -2.25])
+    assert fields["empty"] == ("bytes", [])
+    with pytest.raises((ValueError, IndexError)):
+        sources.parse_example_ranges(raw[:-3])
 
 
 def test_shards_hold_the_same_frames_as_decoding_the_real_video(tmp_path):
