@@ -187,6 +187,8 @@ def prepare_train_video(video_uint8, keys, data_cfg, dtype):
             per_frame_jitter=data_cfg.jitter_per_frame,
         )[0]
 
+    if data_cfg.p_jitter == 0 and data_cfg.p_gray == 0:  # nothing to draw: skip compiling it
+        return augment.preprocess_uint8(video_uint8).astype(dtype)
     return augment.normalize(jax.vmap(one)(video_uint8, keys)).astype(dtype)
 
 

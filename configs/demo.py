@@ -23,6 +23,9 @@ def get_config():
     config.data.flip = False  # left and right are different labels
     config.data.randaug_n = 0
     config.data.scales = (1.0, 0.875)  # mild crops: the shapes must stay in view
+    # Colour is part of every label: no hue jitter, no grayscale.
+    config.data.p_jitter = 0.0
+    config.data.p_gray = 0.0
     config.model.clip = dict(
         embed_dim=128,
         image_resolution=32,
