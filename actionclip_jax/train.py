@@ -106,6 +106,7 @@ def build_model(config, clip_sizes=None) -> ActionCLIP:
         head=config.model.head,
         position_rows=config.model.position_rows,
         conv1d_original=config.model.conv1d_original,
+        head_layers=config.model.head_layers,
         remat=config.model.remat,
         dtype=DTYPES[config.model.dtype],
     )

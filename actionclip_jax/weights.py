@@ -354,12 +354,20 @@ def infer_video_config(clip_sd, fusion_sd, source="checkpoint") -> dict:
     elif head == "transf_cls":
         num_frames = int(fusion_sd["transformer.pos_embed"].shape[1]) - 1
     rows = fusion_sd.get("frame_position_embeddings.weight")
+    block = {
+        "transf": r"transformer\.resblocks\.(\d+)\.",
+        "transf_cls": r"transformer\.transformer_enc\.layers\.(\d+)\.",
+    }
+    layers = 6
+    if head in block:
+        layers = len({m.group(1) for k in fusion_sd for m in [re.match(block[head], k)] if m})
     return {
         "frame_stage": frame_stage,
         "head": head,
         "position_rows": int(rows.shape[0]) if head == "transf" else 77,
         # Checkpoints of the original were trained with its reshape; keep it for them.
         "conv1d_original": head == "conv1d",
+        "head_layers": layers,
         "num_frames": num_frames,
     }
 
@@ -394,6 +402,7 @@ def build_actionclip(sizes, video: Mapping, dtype=jnp.float32, remat: bool = Fal
         head=video["head"],
         position_rows=video["position_rows"],
         conv1d_original=video["conv1d_original"],
+        head_layers=video.get("head_layers", 6),
         remat=remat,
         dtype=dtype,
     )

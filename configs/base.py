@@ -35,6 +35,7 @@ def get_config():
     config.model.head = "transf"  # meanP | conv1d | lstm | transf | transf_cls
     config.model.conv1d_original = False  # the original's reshape bug (see docs/deviations.md)
     config.model.position_rows = 77  # transf head's frame-position table, as the original
+    config.model.head_layers = 6  # blocks of the transf / transf_cls heads, as the original
     config.model.dtype = "bfloat16"  # compute dtype; parameters are always fp32
     config.model.remat = False  # rematerialise transformer blocks (memory for compute)
 

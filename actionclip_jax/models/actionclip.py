@@ -30,6 +30,7 @@ class ActionCLIP(nn.Module):
     frame_stage: str = "none"
     head: str = "transf"
     position_rows: int = 77  # rows of the transf head's frame-position table
+    head_layers: int = 6  # blocks of the transf / transf_cls heads (the original: 6)
     conv1d_original: bool = False
     remat: bool = False
     dtype: Dtype = jnp.float32
@@ -57,6 +58,7 @@ class ActionCLIP(nn.Module):
             num_frames=1 if self.frame_stage == "joint" else self.num_frames,
             position_rows=self.position_rows,
             conv1d_original=self.conv1d_original,
+            layers=self.head_layers,
         )
 
     def encode_frames(self, video):  # [B, T, H, W, 3] → [B, T', E]

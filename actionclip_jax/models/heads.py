@@ -170,14 +170,15 @@ class TransfCls(nn.Module):
     """Wrapper that gives `Transf_cls` parameters the original's `transformer.` prefix."""
 
     num_frames: int
+    layers: int = 6
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        return TAggregate(self.num_frames, name="transformer")(x, train)
+        return TAggregate(self.num_frames, layers=self.layers, name="transformer")(x, train)
 
 
 def make_head(name: str, *, heads: int, num_frames: int, position_rows: int = 77,
-              conv1d_original: bool = False) -> nn.Module:  # fmt: skip
+              conv1d_original: bool = False, layers: int = 6) -> nn.Module:  # fmt: skip
     """The temporal head `name` (one of `HEADS`), named `fusion` inside the video model."""
     if name == "meanP":
         return MeanP(name="fusion")
@@ -186,7 +187,7 @@ def make_head(name: str, *, heads: int, num_frames: int, position_rows: int = 77
     if name == "lstm":
         return LSTM(name="fusion")
     if name == "transf":
-        return TemporalTransformer(heads, position_rows=position_rows, name="fusion")
+        return TemporalTransformer(heads, layers, position_rows=position_rows, name="fusion")
     if name == "transf_cls":
-        return TransfCls(num_frames, name="fusion")
+        return TransfCls(num_frames, layers, name="fusion")
     raise ValueError(f"unknown temporal head {name!r}; choose one of {HEADS}")
