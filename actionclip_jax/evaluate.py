@@ -144,6 +144,7 @@ def run(config, workdir) -> dict:
     """`mode=eval`: one evaluation of `init.checkpoint`, or of the workdir's latest checkpoint."""
     from actionclip_jax import checkpointing, train  # pylint: disable=import-outside-toplevel
 
+    config = train.resolve_data(config)  # the demo's synthetic data, as in training
     train.check_data_files(config)
     names = train.class_names(config)
     mesh = sharding.make_mesh()
