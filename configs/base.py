@@ -38,6 +38,9 @@ def get_config():
     config.model.head_layers = 6  # blocks of the transf / transf_cls heads, as the original
     config.model.dtype = "bfloat16"  # compute dtype; parameters are always fp32
     config.model.remat = False  # rematerialise transformer blocks (memory for compute)
+    # video_text: ActionCLIP (video–text matching, KL loss); classifier: the paper's unimodal
+    # baseline, the same video encoder with a 1-of-N linear head and cross-entropy, no text.
+    config.model.objective = "video_text"
 
     # ----------------------------------------------------------------------- initialisation
     config.init = ml_collections.ConfigDict()
@@ -105,6 +108,26 @@ def get_config():
     config.optim.grad_accum = 1  # micro-batches per update
     config.optim.clip_grad_norm = 0.0  # 0: off (the original does not clip)
     config.optim.freeze = ""  # regex over parameter paths, e.g. "clip/visual/.*"; "" = none
+
+    # -------------------------------------------------------------------- evaluation protocol
+    # How evaluation runs and is reported; `actionclip_jax.protocols` turns this into tasks.
+    config.eval = ml_collections.ConfigDict()
+    # standard: one pass over data.val; zero_shot / few_shot: every list of `splits`, mean ± std
+    # over them; base2novel: the `base` and `novel` splits and their harmonic mean.
+    config.eval.protocol = "standard"
+    # Lists evaluated one after another (built-in names such as "ucf101/val1", or paths);
+    # () = data.val alone.
+    config.eval.splits = ()
+    config.eval.split_labels = ()  # label file per split (K600, base/novel); () = data.labels
+    config.eval.split_names = ()  # result names per split; () = derived from the list names
+    # Half-class zero-shot: this many random 50% class subsets (softmax over the subset's
+    # classes only), mean ± std over them; 0 = off. Subset i is drawn from (half_class_seed, i).
+    config.eval.half_class_subsets = 0
+    config.eval.half_class_seed = 0
+    config.eval.shots = 0  # K of a K-shot training list (recorded in the results); 0 = not few-shot
+    # Per-class CSV, confusion PNG and top-confusions table per pass (also to TensorBoard).
+    config.eval.artifacts = True
+    config.eval.top_confusions = 20  # rows of the top-confusions table
 
     # ---------------------------------------------------------------------------- sharding
     config.sharding = ml_collections.ConfigDict()

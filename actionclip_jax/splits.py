@@ -1,0 +1,251 @@
+r"""Derives the split files of the evaluation protocols; thin commands over `protocols`.
+
+Zero-shot class splits from two label files (e.g. the Kinetics-600 classes not in Kinetics-400)::
+
+  python -m actionclip_jax.splits derive_zero_shot --old=kinetics400 --new=kinetics600 \
+      --output=DIR [--num_splits=3 --classes_per_split=160 --seed=0 \
+      --renames=k400_to_k600|none|FILE.csv --list=K600_LIST]
+
+writes `DIR/new_classes.csv` (every new class), `DIR/zero_shot_split{N}.csv` (label files) and
+`DIR/report.json` (renames applied or unused, old classes with no match: nothing is dropped
+silently). With `--list` (a list file whose ids index `--new`), also `DIR/zero_shot_split{N}.txt`:
+the videos of each split's classes, relabelled to the split's ids.
+
+A K-shot training list, K videos per class drawn with a seed::
+
+  python -m actionclip_jax.splits few_shot --list=FILE --labels=CSV --k=16 --seed=0 \
+      --output=FILE [--allow_fewer]
+
+writes the chosen lines and `FILE.json` (source, its SHA-256, k, seed), so the draw can be
+repeated and checked.
+
+The shipped lists name UCF101 and HMDB51 videos by file name without class folders; put the
+videos in one flat folder of links (the folder `data.root` points to)::
+
+  python -m actionclip_jax.splits flatten --src=UCF-101 --output=data/ucf101/videos
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+
+from absl import app, flags
+from etils import epath
+
+from actionclip_jax import protocols
+from data_pipeline import labels as label_files
+from data_pipeline import sources
+
+FLAGS = flags.FLAGS
+
+COMMANDS = ("derive_zero_shot", "few_shot", "flatten")
+
+
+def _define_flags() -> None:
+    """Defines the command-line flags, only when the module runs as a program: importing it
+    (tests, the trainer) must not define global flags that could clash with others."""
+    flags.DEFINE_string("old", None, "derive_zero_shot: label file (or built-in name) seen.")
+    flags.DEFINE_string("new", None, "derive_zero_shot: label file of the target data set.")
+    flags.DEFINE_string(
+        "renames", "k400_to_k600", "derive_zero_shot: k400_to_k600, none, or a CSV 'old,new'."
+    )
+    flags.DEFINE_integer("num_splits", 3, "derive_zero_shot: number of class splits.")
+    flags.DEFINE_integer("classes_per_split", 160, "derive_zero_shot: classes a split.")
+    flags.DEFINE_string(
+        "list", None, "few_shot: list to draw from; derive_zero_shot: optional list over --new."
+    )
+    flags.DEFINE_string("labels", None, "few_shot: label file the list's ids index.")
+    flags.DEFINE_integer("k", 16, "few_shot: videos per class.")
+    flags.DEFINE_bool(
+        "allow_fewer", False, "few_shot: take all videos of classes with fewer than k."
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of the draw.")
+    flags.DEFINE_string("output", None, "Output folder (derive_zero_shot, flatten) or file.")
+    flags.DEFINE_string("src", None, "flatten: folder tree holding the videos.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
+
+
+def _require(*names):
+    missing = [f"--{k}" for k in names if FLAGS[k].value is None]
+    if missing:
+        raise app.UsageError(f"missing {', '.join(missing)}")
+
+
+def _write(path: epath.Path, text: str, overwrite: bool):
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.write_text(text)
+
+
+def labels_csv(names) -> str:
+    """A label file's text: `id,name` then one row per class (quoted where needed)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "name"])
+    w.writerows(enumerate(names))
+    return buf.getvalue()
+
+
+def read_renames(spec: str) -> dict[str, str]:
+    """`k400_to_k600` (the built-in table), `none`, or a CSV file with rows `old,new`."""
+    if spec == "k400_to_k600":
+        return dict(protocols.RENAMES_K400_TO_K600)
+    if spec in ("", "none"):
+        return {}
+    rows = list(csv.reader(io.StringIO(epath.Path(spec).read_text())))
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0]] == ["old", "new"]:
+        rows = rows[1:]
+    bad = [r for r in rows if len(r) != 2]
+    if bad:
+        raise ValueError(f"{spec}: every row must be 'old,new'; bad rows: {bad[:5]}")
+    return {r[0].strip(): r[1].strip() for r in rows}
+
+
+def derive_zero_shot(
+    old: str,
+    new: str,
+    output: str,
+    *,
+    num_splits: int = 3,
+    classes_per_split: int = 160,
+    seed: int = 0,
+    renames: str = "k400_to_k600",
+    list_file: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Writes the zero-shot split files (see the module docstring); returns the report."""
+    old_names = label_files.read_labels(old)
+    new_names = label_files.read_labels(new)
+    fresh, report = protocols.new_classes(old_names, new_names, read_renames(renames))
+    splits = protocols.draw_class_splits(fresh, num_splits, classes_per_split, seed)
+    out = epath.Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / "new_classes.csv", labels_csv(fresh), overwrite)
+    for i, names in enumerate(splits, start=1):
+        _write(out / f"zero_shot_split{i}.csv", labels_csv(names), overwrite)
+    report.update(
+        old=str(old), new=str(new), renames=renames, seed=seed, num_splits=num_splits,
+        classes_per_split=classes_per_split,
+    )  # fmt: skip
+    if list_file:
+        records, line_numbers = sources.parse_list_file(
+            protocols.resolve_list(list_file), num_classes=len(new_names)
+        )
+        lines = epath.Path(protocols.resolve_list(list_file)).read_text().splitlines()
+        report["list"] = str(list_file)
+        report["list_videos_per_split"] = []
+        for i, names in enumerate(splits, start=1):
+            ids = {new_names.index(n): j for j, n in enumerate(names)}
+            kept = []
+            for r, ln in zip(records, line_numbers):
+                if r["label"] in ids:
+                    fields = lines[ln - 1].split()
+                    kept.append(" ".join(fields[:-1] + [str(ids[r["label"]])]))
+            _write(out / f"zero_shot_split{i}.txt", "".join(x + "\n" for x in kept), overwrite)
+            report["list_videos_per_split"].append(len(kept))
+    _write(out / "report.json", json.dumps(report, indent=2) + "\n", overwrite)
+    return report
+
+
+def few_shot(
+    list_file: str,
+    labels: str,
+    k: int,
+    seed: int,
+    output: str,
+    allow_fewer: bool = False,
+    overwrite: bool = False,
+) -> list[str]:
+    """Writes a K-shot list and its provenance `output + ".json"`; returns the lines."""
+    num_classes = len(label_files.read_labels(labels))
+    lines = protocols.draw_few_shot(list_file, k, seed, num_classes, allow_fewer=allow_fewer)
+    source = epath.Path(protocols.resolve_list(list_file))
+    out = epath.Path(output)
+    if out.parent:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out, "".join(x + "\n" for x in lines), overwrite)
+    meta = {
+        "list": str(list_file),
+        "list_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "labels": str(labels),
+        "k": k,
+        "seed": seed,
+        "allow_fewer": allow_fewer,
+        "num_videos": len(lines),
+        "command": (
+            f"python -m actionclip_jax.splits few_shot --list={list_file} --labels={labels} "
+            f"--k={k} --seed={seed} --output={output}" + (" --allow_fewer" if allow_fewer else "")
+        ),
+    }
+    _write(epath.Path(f"{output}.json"), json.dumps(meta, indent=2) + "\n", overwrite)
+    return lines
+
+
+def flatten(src: str, output: str, overwrite: bool = False) -> int:
+    """Links every video under `src` into the folder `output` by file name; returns the count.
+
+    Fails on two videos with one file name (the lists could not tell them apart).
+    """
+    seen: dict[str, str] = {}
+    for dirpath, _, files in os.walk(src):
+        for f in files:
+            if os.path.splitext(f)[1].lower() in sources.VIDEO_EXTENSIONS:
+                if f in seen:
+                    raise ValueError(f"two videos named {f}: {seen[f]} and {dirpath}")
+                seen[f] = os.path.join(dirpath, f)
+    if not seen:
+        raise FileNotFoundError(f"no video files under {src}")
+    os.makedirs(output, exist_ok=True)
+    for name, path in sorted(seen.items()):
+        link = os.path.join(output, name)
+        if os.path.lexists(link):
+            if not overwrite:
+                continue  # an earlier, interrupted run: keep going
+            os.remove(link)
+        os.symlink(os.path.abspath(path), link)
+    return len(seen)
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"usage: python -m actionclip_jax.splits {{{'|'.join(COMMANDS)}}} ...")
+    command = argv[1]
+    if command == "derive_zero_shot":
+        _require("old", "new", "output")
+        report = derive_zero_shot(
+            FLAGS.old, FLAGS.new, FLAGS.output, num_splits=FLAGS.num_splits,
+            classes_per_split=FLAGS.classes_per_split, seed=FLAGS.seed, renames=FLAGS.renames,
+            list_file=FLAGS.list, overwrite=FLAGS.overwrite,
+        )  # fmt: skip
+        print(
+            f"{report['num_new_classes']} new classes ({len(report['renamed'])} renames applied); "
+            f"wrote {FLAGS.num_splits} splits of {FLAGS.classes_per_split} to {FLAGS.output}"
+        )
+        if report["unused_renames"]:
+            print(f"renames not applied: {report['unused_renames']}")
+        if report["old_not_in_new"]:
+            print(
+                f"{len(report['old_not_in_new'])} old classes not in the new labels: "
+                f"{report['old_not_in_new']}"
+            )
+    elif command == "few_shot":
+        _require("list", "labels", "output")
+        lines = few_shot(
+            FLAGS.list, FLAGS.labels, FLAGS.k, FLAGS.seed, FLAGS.output, FLAGS.allow_fewer,
+            FLAGS.overwrite,
+        )  # fmt: skip
+        print(f"wrote {len(lines)} videos to {FLAGS.output} (k={FLAGS.k}, seed={FLAGS.seed})")
+    else:
+        _require("src", "output")
+        count = flatten(FLAGS.src, FLAGS.output, FLAGS.overwrite)
+        print(f"linked {count} videos into {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)
