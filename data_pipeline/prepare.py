@@ -275,6 +275,7 @@ def _write_shard(task: _ShardTask) -> dict:
     else:
         epath.Path(tmp).copy(final, overwrite=True)
         os.remove(tmp)
+        os.rmdir(os.path.dirname(tmp))
     return result
 
 
