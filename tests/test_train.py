@@ -1,0 +1,541 @@
+"""The training loop: schedules, parameter groups, sharding, evaluation counting, checkpoints.
+
+In-process tests use the tiny `configs/test.py` model on the 8 simulated CPU devices that
+conftest.py sets up. The end-to-end tests run `python -m actionclip_jax.main` (through
+`tests/run_main.py`, which records the indices of every training batch) in subprocesses and
+compare their orbax checkpoints leaf by leaf. All of them share one synthetic data folder and one
+persistent compilation cache (see train_helpers.py).
+"""
+
+import copy
+import functools
+import logging
+import math
+import re
+import time
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+import train_helpers as h
+from jax.sharding import Mesh
+
+from actionclip_jax import checkpointing, evaluate, optim, prompts, sharding, train
+from data_pipeline import pipeline, sources
+
+STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
+
+
+@pytest.fixture(scope="module")
+def basetemp(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_cache(basetemp):
+    with h.compile_cache(basetemp):  # shared with the subprocess runs
+        yield
+
+
+@pytest.fixture(scope="module")
+def config(basetemp):
+    return h.make_test_config(basetemp)
+
+
+@pytest.fixture(scope="module")
+def setup(config):
+    """The test model's initial state on the 8-device mesh, its text table and train source."""
+    mesh = sharding.make_mesh()
+    model, tx, _, state, shardings = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
+    names = train.class_names(config)
+    table = prompts.prompt_tokens(
+        names, prompts.resolve_templates(config.text.templates), model.clip_sizes["context_length"]
+    )
+    return SimpleNamespace(
+        mesh=mesh,
+        model=model,
+        tx=tx,
+        state=state,
+        shardings=shardings,
+        names=names,
+        table=table,
+        source=_train_source(config),
+    )
+
+
+def _train_source(config):
+    return sources.open_source(
+        config.data.train, root=config.data.root, labels=36, kind=config.data.kind
+    )
+
+
+def _train_iterator(config, source, epoch=0, workers=0):
+    """The training stream exactly as `train_and_evaluate` builds it (one process)."""
+    kwargs = train.train_data_kwargs(config, config.model.clip.image_resolution)
+    kwargs["worker_count"] = workers
+    return pipeline.make_train_iterator(
+        source,
+        batch_size=config.data.batch_size,
+        start_position=epoch * STEPS_PER_EPOCH * config.data.batch_size,
+        **kwargs,
+    )
+
+
+def _copy(tree, shardings):
+    """Fresh buffers (a donated copy must not take the original's buffers with it)."""
+    return jax.device_put(jax.device_get(tree), shardings)
+
+
+def _host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _assert_trees_equal(a, b):
+    la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for (path, x), y in zip(la, lb):
+        assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+
+# ------------------------------------------------------------------------- failing early
+
+
+def test_absent_data_file_fails_at_once_naming_it_and_make_lists(basetemp, tmp_path, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the run got past the data check")
+
+    monkeypatch.setattr(train, "create_train_state", must_not_run)
+    monkeypatch.setattr(sources, "open_source", must_not_run)
+    monkeypatch.chdir(tmp_path)  # k400_b16's relative data/k400/*.txt: absent here
+    h.make_test_config(basetemp)  # puts the repository on sys.path for `configs`
+    from configs import k400_b16  # pylint: disable=import-outside-toplevel
+
+    cases = [(k400_b16.get_config(), "data/k400/val.txt")]
+    missing = tmp_path / "lists" / "train.txt"
+    cfg = h.make_test_config(basetemp)
+    cfg.data.synthetic.enabled = False
+    cfg.data.train = str(missing)
+    cases.append((cfg, str(missing)))
+    for config, path in cases:
+        workdir = tmp_path / "workdir"
+        t0 = time.time()
+        with pytest.raises(FileNotFoundError) as e:
+            train.train_and_evaluate(config, workdir)
+        assert time.time() - t0 < 30
+        assert path in str(e.value) and "data_pipeline.make_lists" in str(e.value)
+        assert not workdir.exists()  # nothing was started: no checkpoints, no metrics
+    # mode=eval checks the same way.
+    cfg = copy.deepcopy(cfg)
+    cfg.data.val = str(tmp_path / "lists" / "val.txt")
+    with pytest.raises(FileNotFoundError, match="lists/val.txt.*data_pipeline.make_lists"):
+        evaluate.run(cfg, tmp_path / "workdir")
+
+
+# --------------------------------------------------------------------- learning rates
+
+
+def _original_lr(base, epoch, warmup=5, epochs=50):
+    """The original's per-epoch formula (fractional epochs)."""
+    if epoch < warmup:
+        return base * epoch / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
+
+
+def test_lr_schedule_warmup_peak_and_end_match_original_formula(basetemp):
+    h.make_test_config(basetemp)  # puts the repository on sys.path for `configs`
+    from configs import base as base_config  # pylint: disable=import-outside-toplevel
+
+    cfg = ml_collections.ConfigDict(base_config.get_config().optim.to_dict())
+    cfg.lr, cfg.visual_ratio, cfg.fusion_ratio = 5e-6, 0.5, 10.0  # three distinct group rates
+    assert (cfg.epochs, cfg.warmup_epochs) == (50, 5)  # the original's schedule
+    spe = 100
+    params = {
+        "clip": {
+            "visual": {"w": jnp.zeros(3)},
+            "transformer": {"w": jnp.zeros(3)},
+            "logit_scale": jnp.zeros(()),
+        },
+        "fusion": {"w": jnp.zeros(3)},
+    }
+    tx, schedules = optim.make_optimizer(cfg, params, spe)
+    base = {"text": 5e-6, "visual": 2.5e-6, "fusion": 5e-5}
+    assert set(schedules) == set(base)
+    steps = [0, 1, 137, 250, 499, 500, 501, 1000, 2750, 4900, 4999, 5000]
+    for group, lr in base.items():
+        for s in steps:
+            got = float(schedules[group](s))
+            want = _original_lr(lr, s / spe)
+            # fp32 (and optax's 'peak - peak·(1 - s/warm-up)' in warm-up): 1e-5 of the peak.
+            assert got == pytest.approx(want, rel=1e-5, abs=1e-5 * lr), (group, s)
+        assert float(schedules[group](0)) == 0.0  # warm-up starts from 0
+        assert float(schedules[group](5 * spe)) == pytest.approx(lr, rel=1e-6)  # peak
+        assert float(schedules[group](50 * spe)) == pytest.approx(0.0, abs=1e-15)  # end
+
+    # The optimiser applies each group's schedule: one Adam step on zero parameters with unit
+    # gradients moves every parameter by -lr(step) (bias-corrected Adam gives 1, no decay at 0).
+    state = tx.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+
+    def at_step(x, s):
+        if isinstance(x, optax.ScaleByScheduleState):
+            return x._replace(count=jnp.asarray(s, x.count.dtype))
+        return x
+
+    for s in (250, 500, 2750):
+        at_s = jax.tree.map(
+            functools.partial(at_step, s=s),
+            state,
+            is_leaf=lambda x: isinstance(x, optax.ScaleByScheduleState),
+        )
+        updates, _ = tx.update(grads, at_s, params)
+        want = {g: -_original_lr(lr, s / spe) for g, lr in base.items()}
+        np.testing.assert_allclose(updates["clip"]["visual"]["w"], want["visual"], rtol=1e-4)
+        np.testing.assert_allclose(updates["clip"]["transformer"]["w"], want["text"], rtol=1e-4)
+        np.testing.assert_allclose(updates["clip"]["logit_scale"], want["text"], rtol=1e-4)
+        np.testing.assert_allclose(updates["fusion"]["w"], want["fusion"], rtol=1e-4)
+
+
+# ------------------------------------------------------------------------ parameter groups
+
+
+def _abstract_params(config):
+    model = train.build_model(config)
+    return jax.eval_shape(
+        lambda r: model.init(r, *train.dummy_inputs(model))["params"], jax.random.key(0)
+    )
+
+
+def _labels_by_path(params, freeze=""):
+    paths = jax.tree.leaves(optim.param_paths(params))
+    return dict(zip(paths, jax.tree.leaves(optim.group_labels(params, freeze)), strict=True))
+
+
+def test_param_groups_visual_fusion_text_and_frozen_params_stay_unchanged(config):
+    params = _abstract_params(config)
+    labels = _labels_by_path(params)
+    for path, group in labels.items():
+        if path.startswith("clip/visual/"):
+            assert group == "visual", path
+        elif path.startswith("fusion/"):
+            assert group == "fusion", path
+        else:
+            assert path.startswith("clip/") and group == "text", (path, group)
+    text = {p for p, g in labels.items() if g == "text"}
+    for p in ("clip/logit_scale", "clip/token_embedding/embedding", "clip/positional_embedding",
+              "clip/text_projection", "clip/ln_final/scale"):  # fmt: skip
+        assert p in text
+    assert any(p.startswith("clip/transformer/") for p in text)
+    assert sum(g == "visual" for g in labels.values()) >= 10
+    assert sum(g == "fusion" for g in labels.values()) >= 10
+
+    freeze = "clip/visual/.*|clip/logit_scale"
+    frozen_labels = _labels_by_path(params, freeze)
+    for path, group in frozen_labels.items():
+        if re.fullmatch(freeze, path):
+            assert group == "frozen", path
+        else:
+            assert group == labels[path], path
+
+    # One optimiser step (peak learning rate, weight decay on) leaves exactly the frozen ones.
+    optim_cfg = copy.deepcopy(config.optim)
+    optim_cfg.freeze, optim_cfg.warmup_epochs, optim_cfg.lr = freeze, 0, 1e-3
+    values = jax.tree.map(lambda s: jnp.full(s.shape, 0.5, s.dtype), params)
+    grads = jax.tree.map(lambda s: jnp.full(s.shape, 0.1, s.dtype), params)
+    tx, _ = optim.make_optimizer(optim_cfg, params, STEPS_PER_EPOCH)
+
+    @jax.jit
+    def step(values, grads):
+        updates, _ = tx.update(grads, tx.init(values), values)
+        return optax.apply_updates(values, updates)
+
+    new = step(values, grads)
+    flat_new = dict(zip(jax.tree.leaves(optim.param_paths(params)), jax.tree.leaves(new)))
+    for path, x in flat_new.items():
+        if frozen_labels[path] == "frozen":
+            np.testing.assert_array_equal(x, 0.5, err_msg=path)
+        else:
+            assert np.all(np.asarray(x) < 0.5), path
+
+
+# ---------------------------------------------------------------------------- sharding
+
+
+def _step_fn(setup, config, mesh, shardings):
+    """The loop's jitted train step (train_and_evaluate's in/out shardings and donation)."""
+    return jax.jit(
+        functools.partial(
+            train.train_step,
+            model=setup.model,
+            tx=setup.tx,
+            data_cfg=config.data,
+            grad_accum=config.optim.grad_accum,
+        ),
+        in_shardings=(shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
+        out_shardings=(shardings, sharding.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+
+
+def test_one_step_loss_agrees_on_1_and_8_devices_and_with_rows_permuted(config, setup):
+    batch = next(_train_iterator(config, setup.source))
+    # The 8-device step gets the rows in another order: every per-sample draw (colour jitter,
+    # grayscale, prompt template) is keyed by the sample's dataset index, not by its row.
+    permuted = {k: v[::-1] for k, v in batch.items()}
+    out = {}
+    for n, rows in ((1, batch), (8, permuted)):
+        mesh = Mesh(np.array(jax.devices()[:n]), (sharding.DATA,))
+        shardings = sharding.tree_shardings(setup.state, mesh, False, 0)
+        state = _copy(setup.state, shardings)
+        table = jax.device_put(setup.table, sharding.replicated(mesh))
+        new_state, metrics = _step_fn(setup, config, mesh, shardings)(
+            state, pipeline.to_global(rows, mesh), table
+        )
+        assert len(new_state.params["clip"]["logit_scale"].sharding.device_set) == n
+        out[n] = _host((metrics, new_state.opt_state))
+    (m1, opt1), (m8, opt8) = out[1], out[8]
+    assert np.isfinite(m1["loss"]) and m1["loss"] > 0
+    np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-5)
+    np.testing.assert_allclose(m8["grad_norm"], m1["grad_norm"], rtol=1e-4)
+    # The gradients themselves (Adam's first moment after one step is 0.1 x gradient).
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(opt1), jax.tree.leaves(opt8)):
+        if "mu" in jax.tree_util.keystr(path):
+            # Summation order differs: elements that are sums of cancelling terms get an
+            # absolute tolerance on the scale of the leaf.
+            np.testing.assert_allclose(
+                b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max(), err_msg=jax.tree_util.keystr(path)
+            )
+
+
+def test_fsdp_puts_about_an_eighth_of_params_and_optimizer_state_on_each_device(basetemp):
+    min_size = 4096
+    config = h.make_test_config(basetemp, sharding__fsdp=True, sharding__fsdp_min_size=min_size)
+    mesh = sharding.make_mesh()
+    _, _, _, state, _ = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
+    devices = set(jax.devices())
+    assert len(devices) == 8
+    for tree in (state.params, state.opt_state):
+        leaves = [x for x in jax.tree.leaves(tree) if x.ndim]
+        total = sum(x.nbytes for x in leaves)
+        small = sum(x.nbytes for x in leaves if x.size < min_size)
+        per_device = dict.fromkeys(devices, 0)
+        for x in leaves:
+            shards = x.addressable_shards
+            assert {s.device for s in shards} == devices
+            if x.size >= min_size and any(d % 8 == 0 for d in x.shape):
+                # A large leaf is split in 8 distinct pieces, one per device.
+                assert all(s.data.nbytes * 8 == x.nbytes for s in shards), x.shape
+                assert len({str(s.index) for s in shards}) == 8
+            for s in shards:
+                per_device[s.device] += s.data.nbytes
+        # Each device holds an eighth of the sharded leaves and all of the small replicated
+        # ones, which are about 1% of the bytes: about an eighth of the whole.
+        assert small < 0.02 * total
+        for nbytes in per_device.values():
+            assert nbytes == (total - small) // 8 + small
+            assert nbytes < 1.1 * total / 8
+
+
+# -------------------------------------------------------------------------- evaluation
+
+
+def test_eval_counts_every_video_once_with_ragged_last_batch(config, setup):
+    val = sources.open_source(config.data.val, root=config.data.root, labels=36, kind="video")
+    labels = np.array([val[i]["label"] for i in range(len(val))])
+    assert len(labels) == 30 and config.data.eval_batch_size == 8  # 3 full batches + 6
+    for drop_last, expected in ((False, 30), (True, 24)):
+        cfg = copy.deepcopy(config)
+        cfg.data.drop_last_eval = drop_last
+        evaluator = evaluate.Evaluator(cfg, setup.model, setup.mesh, setup.names)
+        results = evaluator(setup.state.params, step=0)
+        assert results["num_videos"] == expected
+        assert results["drop_last"] is drop_last
+        # Each counted video exactly once: the per-class counts are the labels' histogram
+        # (with drop_last: of the first 24 videos in list order).
+        _, class_count = evaluator.last_class_counts
+        np.testing.assert_array_equal(
+            class_count, np.bincount(labels[:expected], minlength=len(setup.names))
+        )
+        assert evaluator.last_confusion.sum() == expected
+        assert 0.0 <= results["top1"] <= results["top5"] <= 1.0
+        assert 0.0 <= results["mean_class_acc"] <= 1.0
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+def test_resume_with_other_worker_count_restores_state_and_restarts_epoch_with_warning(
+    config, setup, tmp_path, caplog
+):
+    stream = _train_iterator(config, setup.source)
+    reference = [next(stream)["index"].tolist() for _ in range(5)]
+    step = 4  # one step into epoch 1
+    it = _train_iterator(config, setup.source)
+    for _ in range(step):
+        next(it)
+    saved = _host(setup.state)
+    ckpt = checkpointing.Checkpointer(tmp_path, config)
+    ckpt.save(step, setup.state, it)
+    ckpt.close()
+    # What a fresh run would start from (the Checkpointer reads only shapes and dtypes).
+    blank = jax.eval_shape(lambda s: s, setup.state)
+
+    # Same layout: exact resume of model, optimiser and data position.
+    ckpt = checkpointing.Checkpointer(tmp_path, config)
+    state, got_step, it = ckpt.restore_or_keep(
+        blank,
+        setup.shardings,
+        _train_iterator(config, setup.source),
+        functools.partial(_train_iterator, config, setup.source),
+        STEPS_PER_EPOCH,
+    )
+    ckpt.close()
+    assert got_step == step
+    _assert_trees_equal(_host(state), saved)
+    assert next(it)["index"].tolist() == reference[step]
+
+    # Another worker count (the Checkpointer treats it like another process count): model and
+    # optimiser restored, data restarted at the start of the current epoch, and a warning. (The
+    # Checkpointer decides from the config; the iterators here decode in this process, which
+    # gives the same batches as worker processes would; test_multihost resumes for real.)
+    other = copy.deepcopy(config)
+    other.data.workers = 1
+    ckpt = checkpointing.Checkpointer(tmp_path, other)
+    with caplog.at_level(logging.WARNING):
+        state, got_step, it = ckpt.restore_or_keep(
+            blank,
+            setup.shardings,
+            _train_iterator(other, setup.source),
+            functools.partial(_train_iterator, other, setup.source),
+            STEPS_PER_EPOCH,
+        )
+    ckpt.close()
+    assert got_step == step
+    _assert_trees_equal(_host(state), saved)
+    for leaf, s in zip(jax.tree.leaves(state), jax.tree.leaves(setup.shardings)):
+        assert leaf.sharding == s
+    epoch_start = (step // STEPS_PER_EPOCH) * STEPS_PER_EPOCH
+    assert next(it)["index"].tolist() == reference[epoch_start]
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert "data order restarts at the start of epoch 1" in warning
+    assert "'workers': 0" in warning and "'workers': 1" in warning
+
+
+# ----------------------------------------------------- end to end: kill, resume, evaluate
+
+
+def _kill_mid_save_of_step_3(basetemp, workdir):
+    """Runs the reference config and SIGKILLs it while step 3's async save is in flight."""
+    seen = {}
+
+    def saving_step_3():
+        if any(n.startswith("3.") for n in h.tmp_checkpoints(workdir)):
+            members = h.group_members(proc.pid)
+            seen["members"] = [h.cmdline(p) for p in members if p != proc.pid]
+            return True
+        return False
+
+    proc = h.start(
+        basetemp,
+        workdir,
+        *h.REFERENCE_OVERRIDES,
+        log=str(workdir) + ".1.log",
+        record=str(workdir) + ".1.batches.jsonl",
+    )
+    try:
+        killed = h.kill_when(proc, saving_step_3)
+    finally:
+        h.reap(proc)
+    return killed, seen.get("members", [])
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(basetemp):
+    """Reference run; the same run killed mid-save of step 3, resumed, then `mode=eval`."""
+    reference = h.reference_run(basetemp)
+    for attempt in range(2):  # the save takes seconds here; a miss means a very late poll
+        workdir = h.session_dirs(basetemp)["runs"] / f"killed_{attempt}"
+        killed, workers = _kill_mid_save_of_step_3(basetemp, workdir)
+        if killed:
+            break
+    else:
+        pytest.fail("the run finished before the poll saw step 3's save in flight (twice)")
+    after_kill = SimpleNamespace(
+        complete=h.complete_steps(workdir),
+        tmp=h.tmp_checkpoints(workdir),
+        workers=workers,
+    )
+    resume_log = h.run(
+        basetemp,
+        workdir,
+        *h.REFERENCE_OVERRIDES,
+        log=str(workdir) + ".2.log",
+        record=str(workdir) + ".2.batches.jsonl",
+    )
+    resumed_results = h.eval_results(workdir)
+    eval_log = h.run(
+        basetemp,
+        workdir,
+        *h.REFERENCE_OVERRIDES,
+        "--config.mode=eval",
+        log=str(workdir) + ".3.log",
+    )
+    return SimpleNamespace(
+        reference=reference,
+        workdir=workdir,
+        after_kill=after_kill,
+        resume_log=resume_log,
+        resumed_results=resumed_results,
+        eval_log=eval_log,
+        eval_results=h.eval_results(workdir),
+    )
+
+
+def _check_results(results, step):
+    for field in ("top1", "top5", "mean_class_acc", "num_videos", "views", "checkpoint_step"):
+        assert field in results, field
+    for field in ("top1", "top5", "mean_class_acc"):
+        assert 0.0 <= results[field] <= 1.0, field
+    assert results["top1"] <= results["top5"]
+    assert results["num_videos"] == 30 and results["views"] == 1
+    assert results["checkpoint_step"] == step
+
+
+@pytest.mark.slow
+def test_end_to_end_train_checkpoint_resume_eval(killed_and_resumed):
+    run = killed_and_resumed
+    assert run.after_kill.complete == [2]  # trained two steps and checkpointed them
+    assert "resumed from step 2" in run.resume_log
+    assert h.complete_steps(run.workdir)[-1] == 3
+    _check_results(run.resumed_results, step=3)
+    assert (run.workdir / "eval_results_heldout.json").exists()
+    _check_results(run.eval_results, step=3)  # mode=eval of the latest checkpoint
+    for field in ("top1", "top5", "mean_class_acc", "num_videos"):
+        assert run.eval_results[field] == run.resumed_results[field], field
+    assert (run.workdir / "tb").is_dir()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_async_save_with_grain_workers_resumes_bit_exact(killed_and_resumed):
+    run = killed_and_resumed
+    # The kill landed mid-save: step 3's temporary directory was left behind, with a grain
+    # worker process alive.
+    assert run.after_kill.complete == [2]
+    assert any(n.startswith("3.") for n in run.after_kill.tmp)
+    assert any("spawn_main" in c for c in run.after_kill.workers), run.after_kill.workers
+    # The resumed run cleaned it up and ends exactly where the uninterrupted one does.
+    assert h.tmp_checkpoints(run.workdir) == []
+    assert h.complete_steps(run.reference) == h.complete_steps(run.workdir) == [2, 3]
+    _assert_trees_equal(h.load_state(run.workdir, 3), h.load_state(run.reference, 3))
+    data = "checkpoints/3/data/process_0-of-1.json"
+    assert (run.workdir / data).read_text() == (run.reference / data).read_text()
+    # Same batches, in the same order: steps 1-3 before the kill (step 3's save never
+    # completed), step 3 again after it.
+    first = h.records(str(run.workdir) + ".1.batches.jsonl")
+    second = h.records(str(run.workdir) + ".2.batches.jsonl")
+    reference = h.records(str(run.reference) + ".batches.jsonl")
+    assert len(reference) == 3 and first == reference and second == reference[2:]
