@@ -1,6 +1,9 @@
 r"""Every default of a run, in one place. The other configs import this and override fields.
 
-  python -m actionclip_jax.main --config=configs/k400_b16.py --workdir=DIR
+It names no data; run it on your own lists (or use a config that imports it, e.g. k400_b16.py):
+
+  python -m actionclip_jax.main --config=configs/base.py --workdir=DIR \
+      --config.data.train=train.txt --config.data.val=val.txt --config.data.labels=labels.csv
 
 Any field can be overridden on the command line, e.g. `--config.optim.lr=1e-5`.
 """

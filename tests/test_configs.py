@@ -73,22 +73,7 @@ def test_unknown_override_fails_at_parse_time():
         _load_like_main("test.py", "--config.optim.no_such_field=1")
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="configs/base.py's docstring shows `--config=configs/k400_b16.py` (base.py "
-                "holds the defaults and has no data of its own); reported, not ours to edit",
-            ),
-        )
-        if n == "base.py"
-        else n
-        for n in CONFIG_FILES
-    ],
-)
+@pytest.mark.parametrize("name", CONFIG_FILES)
 def test_config_docstring_run_command_names_the_file(name):
     doc = _module(name).__doc__ or ""
     commands = RUN_COMMAND.findall(doc)
