@@ -14,14 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
-from actionclip_jax import augment, logs, prompts, scoring, sharding
+from actionclip_jax import augment, logs, prompts, protocols, report, scoring, sharding
 from actionclip_jax.models.clip import l2_normalize
 from data_pipeline import pipeline, sources
 
 RESULTS_FILE = "eval_results.json"
 
 
-def eval_step(params, batch, text_features, *, model, limit: int):
+def eval_step(params, batch, text_features, *, model, limit: int, half_masks=None):
     """Device-side sums over one global batch: hits, counts, per-class counts, confusions."""
     video = augment.preprocess_uint8(batch["video"]).astype(model.dtype)  # [B, V, T, S, S, 3]
     b, v = video.shape[:2]
@@ -37,7 +37,7 @@ def eval_step(params, batch, text_features, *, model, limit: int):
     hit1 = (top[:, 0] == label).astype(jnp.float32)
     hit5 = jnp.any(top == label[:, None], axis=-1).astype(jnp.float32)
     truth = jax.nn.one_hot(label, num_classes) * mask[:, None]  # [B, C]
-    return {
+    out = {
         "correct1": jnp.sum(hit1 * mask),
         "correct5": jnp.sum(hit5 * mask),
         "count": jnp.sum(mask),
@@ -46,6 +46,9 @@ def eval_step(params, batch, text_features, *, model, limit: int):
         "confusion": truth.T @ jax.nn.one_hot(top[:, 0], num_classes),  # [true, predicted]
         "bad": jnp.sum(batch["bad"]),
     }
+    if half_masks is not None:  # half-class protocol: softmax over each class subset
+        out.update(protocols.half_class_sums(feats, text_features, label, mask > 0, half_masks))
+    return out
 
 
 def summarize(sums: dict) -> dict:
@@ -65,13 +68,16 @@ def summarize(sums: dict) -> dict:
 class Evaluator:
     """Evaluates parameters on `config.data.val`; text features are encoded once per call."""
 
-    def __init__(self, config, model, mesh, class_names, data=None):
-        """`data` defaults to `config.data.val`; another list (the demo's held-out combinations)
-        reports under its file name: `eval/<name>/top1` and `eval_results_<name>.json`."""
+    def __init__(self, config, model, mesh, class_names, data=None, name=None):
+        """`data` defaults to `config.data.val`; another list (a protocol's split, the demo's
+        held-out combinations) reports under `name` (default: its file name):
+        `eval/<name>/top1` and `eval_results_<name>.json`."""
         self.config, self.model, self.mesh, self.names = config, model, mesh, class_names
         d = config.data
         self.data = data or d.val
-        self.name = "" if data is None else epath.Path(data).stem
+        if name is None:
+            name = "" if data is None else epath.Path(data).stem
+        self.name = name
         self.source = sources.open_source(
             self.data,
             split=d.val_split,
@@ -92,8 +98,9 @@ class Evaluator:
         n = len(self.source)
         limit = (n // gb) * gb if d.drop_last_eval else n
         self.limit = limit
+        half_masks = protocols.half_class_subset_masks(config, len(class_names))
         self.step_fn = jax.jit(
-            functools.partial(eval_step, model=model, limit=limit),
+            functools.partial(eval_step, model=model, limit=limit, half_masks=half_masks),
             out_shardings=sharding.replicated(mesh),
         )
 
@@ -127,8 +134,21 @@ class Evaluator:
             dataset=str(self.data),
             drop_last=bool(d.drop_last_eval),
         )
+        if "half_correct" in sums:
+            results.update(protocols.half_class_summary(sums))
+        results.update(protocols.result_metadata(self.config))
         self.last_confusion = sums["confusion"]
         self.last_class_counts = (sums["class_correct"], sums["class_count"])
+        if workdir is not None and self.config.eval.artifacts and jax.process_index() == 0:
+            report.write_eval_artifacts(
+                workdir,
+                self.names,
+                sums,
+                name=self.name,
+                writer=writer,
+                step=step,
+                top_n=self.config.eval.top_confusions,
+            )
         prefix = f"eval/{self.name}/" if self.name else "eval/"
         if writer is not None:
             writer.write_scalars(
@@ -145,8 +165,8 @@ def run(config, workdir) -> dict:
     from actionclip_jax import checkpointing, train  # pylint: disable=import-outside-toplevel
 
     config = train.resolve_data(config)  # the demo's synthetic data, as in training
+    config = protocols.resolve_config_lists(config)  # built-in list names → shipped files
     train.check_data_files(config)
-    names = train.class_names(config)
     mesh = sharding.make_mesh()
     ckpt = checkpointing.Checkpointer(workdir, config)
     step = ckpt.latest_step()
@@ -163,9 +183,23 @@ def run(config, workdir) -> dict:
     ckpt.close()
     writer = logs.MetricWriter(workdir)
     try:
-        results = Evaluator(config, model, mesh, names)(
-            state.params, int(step or 0), writer, workdir
-        )
+        results = evaluate_tasks(config, model, mesh, state.params, int(step or 0), writer, workdir)
     finally:
         writer.close()
     return results
+
+
+def evaluate_tasks(config, model, mesh, params, step: int, writer=None, workdir=None) -> dict:
+    """Every pass of the configured protocol (`protocols.eval_tasks`), summarised in one dict
+    (mean ± std over splits, half-class, base/novel/HM) written to `eval_results.json`."""
+    per = {}
+    for task in protocols.eval_tasks(config):
+        evaluator = Evaluator(
+            config, model, mesh, list(task.class_names), data=task.data if task.name else None,
+            name=task.name,
+        )  # fmt: skip
+        per[task.name] = evaluator(params, step, writer, workdir)
+    summary = protocols.summarize_protocol(config, per)
+    if workdir is not None and jax.process_index() == 0:
+        logs.write_json(epath.Path(workdir) / RESULTS_FILE, summary)
+    return summary

@@ -20,7 +20,7 @@ import optax
 from absl import logging
 
 from actionclip_jax import augment, checkpointing, evaluate, losses, optim, prompts, sharding
-from actionclip_jax import logs, weights
+from actionclip_jax import logs, protocols, weights
 from actionclip_jax.models.actionclip import ActionCLIP
 from data_pipeline import labels as label_files
 from data_pipeline import pipeline, sources
@@ -321,6 +321,7 @@ def create_train_state(config, mesh, steps_per_epoch: int):
 def train_and_evaluate(config, workdir) -> dict:
     """Trains (and evaluates) as `config` says; returns the last evaluation's results."""
     config = resolve_data(config)
+    config = protocols.resolve_config_lists(config)
     check_data_files(config)
     workdir = str(workdir)
     names = class_names(config)
@@ -425,6 +426,10 @@ def train_and_evaluate(config, workdir) -> dict:
                 results = evaluator(state.params, done, writer, workdir)
                 if heldout is not None and done == total_steps:
                     results["heldout"] = heldout(state.params, done, writer, workdir)
+                if config.eval.splits and done == total_steps:  # a protocol's own passes
+                    results["protocol"] = evaluate.evaluate_tasks(
+                        config, model, mesh, state.params, done, writer, workdir
+                    )
                 ckpt.save(done, state, train_iter, metrics=results)
             elif done % config.checkpoint.every_steps == 0 or preemption.requested:
                 ckpt.save(done, state, train_iter)
