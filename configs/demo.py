@@ -40,7 +40,7 @@ def get_config():
     )
     config.model.head = "transf"
     config.model.dtype = "float32"  # bf16 is emulated (slow) on most CPUs
-    config.optim.lr = 1e-3  # from scratch, not fine-tuning
+    config.optim.lr = 3e-4  # from scratch; 1e-3 plateaued at loss ~1.95 (150-step trials here)
     config.optim.fusion_ratio = 1.0
     config.optim.weight_decay = 0.05
     config.optim.epochs = 30
