@@ -55,7 +55,8 @@ def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATE
     video = augment.preprocess_uint8(frames_uint8[None])  # [1, T, S, S, 3]
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video))
     v = l2_normalize(encode(params, video))
-    text = scoring.encode_class_texts(model, params, prompts.prompt_tokens(class_names, templates))
+    table = prompts.prompt_tokens(class_names, templates, model.clip_sizes["context_length"])
+    text = scoring.encode_class_texts(model, params, table)
     return np.asarray(scoring.class_probs(v, text))[0]
 
 
