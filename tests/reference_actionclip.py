@@ -1,7 +1,7 @@
 """An independent PyTorch transcription of the original ActionCLIP video model.
 
 The parity tests of the JAX port compare against this file. It follows the behaviour of the
-original repository (sallymmx/ActionCLIP) as recorded in ``/work/shared/reference/ACTIONCLIP.md``
+original repository (sallymmx/ActionCLIP) as recorded in the team's reference notes (ACTIONCLIP.md)
 (sections 1, 2.1-2.5, 3, 4 and 7), including its quirks:
 
 * fusion heads (``modules/Visual_Prompt.py:visual_prompt``): ``meanP``, ``Conv_1D`` (with the
