@@ -16,20 +16,26 @@ from configs import base
 
 
 def get_config(arg=None):
+    return base_to_novel("hmdb51", arg)
+
+
+def base_to_novel(dataset: str, arg=None):
+    """The base-to-novel config of `dataset` (`hmdb51` or `ucf101`), draw `arg` (s1|s2|s3)."""
     draw = arg or "s1"
     if draw not in ("s1", "s2", "s3"):
         raise ValueError(f"base2novel draw must be s1, s2 or s3, got {draw!r}")
+    lists = f"{dataset}/base2novel"  # built-in list names
     config = base.get_config()
     config.init.checkpoint = "ViT-B-16.pt"  # OpenAI CLIP: the protocol starts there
-    config.data.labels = "hmdb51_base"  # training sees the base classes only
-    config.data.train = f"hmdb51/base2novel/fs_base_{draw}_train"  # built-in list names
-    config.data.val = "hmdb51/base2novel/base_val"  # evaluated during training
-    config.data.root = "data/hmdb51/videos"
+    config.data.labels = f"{dataset}_base"  # training sees the base classes only
+    config.data.train = f"{lists}/fs_base_{draw}_train"
+    config.data.val = f"{lists}/base_val"  # evaluated during training
+    config.data.root = f"data/{dataset}/videos"
     config.data.batch_size = 32
     config.data.randaug_n = 0  # the original uses RandAugment on K400 only
     config.eval.protocol = "base2novel"
-    config.eval.splits = ("hmdb51/base2novel/base_val", "hmdb51/base2novel/novel_val")
-    config.eval.split_labels = ("hmdb51_base", "hmdb51_novel")
+    config.eval.splits = (f"{lists}/base_val", f"{lists}/novel_val")
+    config.eval.split_labels = (f"{dataset}_base", f"{dataset}_novel")
     config.eval.split_names = ("base", "novel")
     config.eval.shots = 16
     return config

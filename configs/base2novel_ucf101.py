@@ -12,24 +12,8 @@ labels and `ucf101/base2novel/...` lists; each half is scored against its own cl
 --src=UCF-101 --output=DIR`.
 """
 
-from configs import base
+from configs import base2novel_hmdb51
 
 
 def get_config(arg=None):
-    draw = arg or "s1"
-    if draw not in ("s1", "s2", "s3"):
-        raise ValueError(f"base2novel draw must be s1, s2 or s3, got {draw!r}")
-    config = base.get_config()
-    config.init.checkpoint = "ViT-B-16.pt"  # OpenAI CLIP: the protocol starts there
-    config.data.labels = "ucf101_base"  # training sees the base classes only
-    config.data.train = f"ucf101/base2novel/fs_base_{draw}_train"  # built-in list names
-    config.data.val = "ucf101/base2novel/base_val"  # evaluated during training
-    config.data.root = "data/ucf101/videos"
-    config.data.batch_size = 32
-    config.data.randaug_n = 0  # the original uses RandAugment on K400 only
-    config.eval.protocol = "base2novel"
-    config.eval.splits = ("ucf101/base2novel/base_val", "ucf101/base2novel/novel_val")
-    config.eval.split_labels = ("ucf101_base", "ucf101_novel")
-    config.eval.split_names = ("base", "novel")
-    config.eval.shots = 16
-    return config
+    return base2novel_hmdb51.base_to_novel("ucf101", arg)

@@ -21,16 +21,21 @@ SHOTS = (2, 4, 8, 16)
 
 
 def get_config(arg=None):
+    return few_shot("hmdb51", arg)
+
+
+def few_shot(dataset: str, arg=None):
+    """The few-shot config of `dataset` (`hmdb51` or `ucf101`, its built-in names), K = `arg`."""
     k = int(arg or 16)
     if k not in SHOTS:
         raise ValueError(f"few-shot K must be one of {SHOTS}, got {k}")
     config = base.get_config()
     config.init.checkpoint = "ViT-B-16.pt"  # OpenAI CLIP: the few-shot protocol starts there
-    config.data.labels = "hmdb51"
-    config.data.train = f"hmdb51/train1_few_shot_{k}"  # built-in list names
-    config.data.val = "hmdb51/val1"
-    config.data.root = "data/hmdb51/videos"
-    config.data.batch_size = 32  # below the smallest list (2 shots × 51 classes = 102 videos)
+    config.data.labels = dataset
+    config.data.train = f"{dataset}/train1_few_shot_{k}"  # built-in list names
+    config.data.val = f"{dataset}/val1"
+    config.data.root = f"data/{dataset}/videos"
+    config.data.batch_size = 32  # below the smallest list (2 shots × 51 HMDB51 classes = 102)
     config.data.randaug_n = 0  # the original uses RandAugment on K400 only
     config.eval.protocol = "few_shot"
     config.eval.shots = k

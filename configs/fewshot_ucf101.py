@@ -15,24 +15,8 @@ then `--config.data.train=FILE`. `data.root` holds every video file directly:
 `python -m actionclip_jax.splits flatten --src=UCF-101 --output=DIR`.
 """
 
-from configs import base
-
-SHOTS = (2, 4, 8, 16)
+from configs import fewshot_hmdb51
 
 
 def get_config(arg=None):
-    k = int(arg or 16)
-    if k not in SHOTS:
-        raise ValueError(f"few-shot K must be one of {SHOTS}, got {k}")
-    config = base.get_config()
-    config.init.checkpoint = "ViT-B-16.pt"  # OpenAI CLIP: the few-shot protocol starts there
-    config.data.labels = "ucf101"
-    config.data.train = f"ucf101/train1_few_shot_{k}"  # built-in list names
-    config.data.val = "ucf101/val1"
-    config.data.root = "data/ucf101/videos"
-    config.data.batch_size = 32  # below the smallest list (2 shots × 101 classes = 202 videos)
-    config.data.randaug_n = 0  # the original uses RandAugment on K400 only
-    config.eval.protocol = "few_shot"
-    config.eval.shots = k
-    config.eval_every_epochs = 5  # the test list is many times the training list
-    return config
+    return fewshot_hmdb51.few_shot("ucf101", arg)
