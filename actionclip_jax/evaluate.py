@@ -5,6 +5,11 @@ per template (scale 100), averaged over templates and then views (`scoring.view_
 partial batch is padded and masked, so all videos count (the original drops it; set
 `data.drop_last_eval` to reproduce that). Sums are reduced on the device, so every host sees the
 same global totals.
+
+A classifier (`model.objective=classifier`) encodes no text: each view's class probabilities are
+the softmax of its logits, averaged over views; the rest (top-1/top-5, per-class counts,
+confusions, half-class subsets) is the same machinery. It can only score the classes it was
+trained on (`protocols.check_objective`).
 """
 
 import functools
@@ -16,21 +21,34 @@ from etils import epath
 
 from actionclip_jax import augment, logs, prompts, protocols, report, scoring, sharding
 from actionclip_jax.models.clip import l2_normalize
+from data_pipeline import labels as label_files
 from data_pipeline import pipeline, sources
 
 RESULTS_FILE = "eval_results.json"
 
 
-def eval_step(params, batch, text_features, *, model, limit: int, half_masks=None):
-    """Device-side sums over one global batch: hits, counts, per-class counts, confusions."""
+def eval_step(
+    params, batch, text_features, *, model, limit: int, half_masks=None, class_index=None
+):
+    """Device-side sums over one global batch: hits, counts, per-class counts, confusions.
+
+    `text_features` `[K, C, E]` for video_text, None for a classifier; `class_index` (classifier
+    only) picks and orders the outputs that score the pass's classes (None: all, as trained).
+    """
     video = augment.preprocess_uint8(batch["video"]).astype(model.dtype)  # [B, V, T, S, S, 3]
     b, v = video.shape[:2]
-    feats = model.apply(
-        {"params": params}, video.reshape(b * v, *video.shape[2:]), method=model.encode_video
-    )
-    feats = l2_normalize(feats.astype(jnp.float32)).reshape(b, v, -1)
-    probs = scoring.view_probs(feats, text_features)  # [B, C]
-    num_classes = text_features.shape[1]
+    video = video.reshape(b * v, *video.shape[2:])
+    if model.objective == "classifier":
+        logits, _ = model.apply({"params": params}, video)  # [B·V, C]
+        logits = logits.astype(jnp.float32).reshape(b, v, 1, -1)  # one "template"
+        if class_index is not None:
+            logits = logits[..., jnp.asarray(class_index)]
+    else:
+        feats = model.apply({"params": params}, video, method=model.encode_video)
+        feats = l2_normalize(feats.astype(jnp.float32)).reshape(b, v, -1)
+        logits = scoring.template_logits(feats, text_features)  # [B, V, K, C]
+    probs = scoring.probs_from_logits(logits).mean(axis=1)  # [B, C]: views averaged
+    num_classes = logits.shape[-1]
     _, top = jax.lax.top_k(probs, min(5, num_classes))
     label = batch["label"]
     mask = (batch["mask"] & (batch["index"] < limit)).astype(jnp.float32)
@@ -47,7 +65,7 @@ def eval_step(params, batch, text_features, *, model, limit: int, half_masks=Non
         "bad": jnp.sum(batch["bad"]),
     }
     if half_masks is not None:  # half-class protocol: softmax over each class subset
-        out.update(protocols.half_class_sums(feats, text_features, label, mask > 0, half_masks))
+        out.update(protocols.half_class_logit_sums(logits, label, mask > 0, half_masks))
     return out
 
 
@@ -86,11 +104,21 @@ class Evaluator:
             kind=d.kind or None,
             tfds_data_dir=d.tfds_data_dir or None,
         )
-        self.table = prompts.prompt_tokens(
-            class_names,
-            prompts.resolve_templates(config.text.templates),
-            model.clip_sizes["context_length"],
-        )
+        class_index, self.table = None, None
+        if model.objective == "classifier":  # no text; outputs = the data.labels classes
+            trained = label_files.read_labels(label_files.resolve_label_file(d.labels))
+            if len(trained) != model.num_classes:
+                raise ValueError(
+                    f"data.labels has {len(trained)} classes, the classifier {model.num_classes}"
+                )
+            what = f"{self.data} ({len(class_names)} classes)"
+            class_index = protocols.classifier_class_index(class_names, trained, what)
+        else:
+            self.table = prompts.prompt_tokens(
+                class_names,
+                prompts.resolve_templates(config.text.templates),
+                model.clip_sizes["context_length"],
+            )
         gb = d.eval_batch_size
         if gb % jax.device_count():
             raise ValueError(f"data.eval_batch_size={gb} must be a multiple of the devices")
@@ -100,13 +128,21 @@ class Evaluator:
         self.limit = limit
         half_masks = protocols.half_class_subset_masks(config, len(class_names))
         self.step_fn = jax.jit(
-            functools.partial(eval_step, model=model, limit=limit, half_masks=half_masks),
+            functools.partial(
+                eval_step,
+                model=model,
+                limit=limit,
+                half_masks=half_masks,
+                class_index=class_index,
+            ),
             out_shardings=sharding.replicated(mesh),
         )
 
     def __call__(self, params, step: int, writer=None, workdir=None) -> dict:
         d = self.config.data
-        text = scoring.encode_class_texts(self.model, params, self.table)
+        text = None  # a classifier scores without text
+        if self.table is not None:
+            text = scoring.encode_class_texts(self.model, params, self.table)
         it = pipeline.make_eval_iterator(
             self.source,
             batch_size=self.local_batch,
@@ -130,7 +166,7 @@ class Evaluator:
             num_clips=d.num_clips,
             num_crops=d.num_crops,
             num_classes=len(self.names),
-            templates=len(self.table),
+            templates=0 if self.table is None else len(self.table),
             dataset=str(self.data),
             drop_last=bool(d.drop_last_eval),
         )
@@ -167,12 +203,20 @@ def run(config, workdir) -> dict:
     config = train.resolve_data(config)  # the demo's synthetic data, as in training
     config = protocols.resolve_config_lists(config)  # built-in list names → shipped files
     train.check_data_files(config)
+    protocols.check_objective(config, train.class_names(config))
     mesh = sharding.make_mesh()
     ckpt = checkpointing.Checkpointer(workdir, config)
     step = ckpt.latest_step()
     if step is None and not config.init.checkpoint:
         raise FileNotFoundError(
             f"nothing to evaluate: {workdir} has no checkpoint and config.init.checkpoint is empty"
+        )
+    if step is None and config.model.objective == "classifier":
+        ckpt.close()
+        raise ValueError(
+            f"nothing to evaluate: {workdir} has no checkpoint, and with "
+            "model.objective='classifier' init.checkpoint only supplies the video encoder (its "
+            "linear layer would be random); evaluate the workdir of a trained classifier run"
         )
     model, _, _, state, shardings = train.create_train_state(config, mesh, steps_per_epoch=1)
     if step is not None:  # a run's own checkpoint wins over the initial weights

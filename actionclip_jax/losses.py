@@ -1,4 +1,5 @@
-"""ActionCLIP's symmetric KL loss between video–text logits and a soft label-equality target."""
+"""ActionCLIP's symmetric KL loss between video–text logits and a soft label-equality target, and
+the unimodal baseline's cross-entropy."""
 
 import jax
 import jax.numpy as jnp
@@ -29,3 +30,9 @@ def kl_loss(logits_per_video, labels, logits_per_text=None):
     if logits_per_text is None:
         logits_per_text = logits_per_video.T
     return 0.5 * (kl_rows(logits_per_video, q) + kl_rows(logits_per_text, q))
+
+
+def cross_entropy_loss(logits, labels):
+    """Batch-mean softmax cross-entropy of `[B, C]` logits against `[B]` int labels, in fp32."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1).mean()

@@ -2,6 +2,9 @@
 
 Groups (first matching regex wins, matched against '/'-joined parameter paths):
 - `fusion/.*`: the temporal head, lr × `fusion_ratio` (the original's `f_ratio` = 10);
+- `classifier/.*`: the unimodal baseline's linear layer (`model.objective=classifier`), also
+  lr × `fusion_ratio`: like the temporal head it is a new layer on top of pretrained towers (the
+  original has no such layer, so no ratio of its own); present only when the model has it;
 - `clip/visual/.*`: the image tower, lr × `visual_ratio` (the original's `ratio` = 1);
 - everything else (text tower, logit scale): lr.
 Parameters matching `freeze` get no update. Schedule: linear warm-up from 0, then cosine to 0,
@@ -13,7 +16,12 @@ import re
 import jax
 import optax
 
-GROUPS = (("fusion", r"fusion/.*"), ("visual", r"clip/visual/.*"), ("text", r".*"))
+GROUPS = (
+    ("fusion", r"fusion/.*"),
+    ("classifier", r"classifier/.*"),
+    ("visual", r"clip/visual/.*"),
+    ("text", r".*"),
+)
 
 
 def param_paths(params):
@@ -49,8 +57,18 @@ def lr_schedule(base_lr: float, steps_per_epoch: int, warmup_epochs: float, epoc
 
 
 def make_optimizer(optim_cfg, params, steps_per_epoch: int):
-    """Returns `(tx, schedules)`: the optax transformation and the lr schedule per group."""
+    """Returns `(tx, schedules)`: the optax transformation and the lr schedule per group.
+
+    `schedules` has the text, visual and fusion groups, and `classifier` when a parameter falls
+    in it (a classifier has no text tower: its schedules leave out the empty text group).
+    """
+    labels = group_labels(params, optim_cfg.freeze)
+    present = set(jax.tree.leaves(group_labels(params)))
     ratios = {"text": 1.0, "visual": optim_cfg.visual_ratio, "fusion": optim_cfg.fusion_ratio}
+    if "classifier" in present:
+        ratios["classifier"] = optim_cfg.fusion_ratio
+        if "text" not in present:
+            del ratios["text"]
     schedules = {
         name: lr_schedule(
             optim_cfg.lr * r, steps_per_epoch, optim_cfg.warmup_epochs, optim_cfg.epochs
@@ -69,7 +87,7 @@ def make_optimizer(optim_cfg, params, steps_per_epoch: int):
 
     transforms = {name: adamw(s) for name, s in schedules.items()}
     transforms["frozen"] = optax.set_to_zero()
-    tx = optax.multi_transform(transforms, group_labels(params, optim_cfg.freeze))
+    tx = optax.multi_transform(transforms, labels)
     if optim_cfg.clip_grad_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(optim_cfg.clip_grad_norm), tx)
     return tx, schedules

@@ -5,7 +5,9 @@ files. The evaluator and the trainer call:
 
 - `resolve_config_lists(config)`: built-in list names in `data.train/val/heldout` → paths;
 - `eval_tasks(config)`: the (list, labels) pairs one evaluation runs, from `config.eval`;
-- `half_class_subset_masks` + `half_class_sums` (inside the jitted eval step) and
+- `check_objective(config, trained_names)` and `classifier_class_index`: what a 1-of-N
+  classifier (`model.objective=classifier`) can be scored on, and with which of its outputs;
+- `half_class_subset_masks` + `half_class_logit_sums` (inside the jitted eval step) and
   `half_class_summary` (after the device sums);
 - `summarize_protocol(config, results_by_task)`: one results dict (mean ± std over splits, the
   base/novel harmonic mean) with the protocol, seeds, views and class split recorded.
@@ -166,6 +168,65 @@ def eval_tasks(config) -> list[EvalTask]:
     return tasks
 
 
+# Protocols whose very point is scoring classes the model was not trained on.
+_UNSEEN_CLASS_PROTOCOLS = {
+    "zero_shot": "zero-shot scores classes the model never trained on",
+    "base2novel": "base-to-novel scores the novel classes, which training never sees",
+}
+
+
+def classifier_class_index(
+    class_names, trained_names, what: str = "evaluation"
+) -> np.ndarray | None:
+    """The classifier outputs that score `class_names`, in their order; None when identical.
+
+    A pass may score a subset of the trained classes (its logits are those columns, so its
+    softmax runs over its own classes only, as a half-class subset's). A class the classifier
+    was not trained on has no output: that is an error.
+
+    Args:
+      class_names: the pass's classes (`class_names[i]` = label id i of its list).
+      trained_names: the classes of the classifier's outputs (`data.labels`).
+      what: names the pass in the error.
+    """
+    class_names, trained_names = tuple(class_names), tuple(trained_names)
+    if class_names == trained_names:
+        return None
+    column = {n: i for i, n in enumerate(trained_names)}
+    unseen = [n for n in class_names if n not in column]
+    if unseen:
+        raise ValueError(
+            f"model.objective='classifier' cannot score {what}: {len(unseen)} of its "
+            f"{len(class_names)} classes (e.g. {unseen[:3]}) are not among the "
+            f"{len(trained_names)} classes the classifier was trained on (data.labels). A 1-of-N "
+            "linear head has an output only for its training classes, so it cannot score unseen "
+            "ones; evaluate this with model.objective='video_text' (ActionCLIP)."
+        )
+    return np.array([column[n] for n in class_names], np.int32)
+
+
+def check_objective(config, trained_names) -> None:
+    """Fails at once when the configured evaluation scores classes a classifier cannot.
+
+    Nothing to check for `model.objective=video_text`: text scores any class. A classifier
+    (`model.objective=classifier`) is refused the zero-shot and base-to-novel protocols and any
+    pass (`eval.splits`/`split_labels`) with a class outside `trained_names`.
+    """
+    if config.model.objective != "classifier":
+        return
+    protocol = config.eval.protocol
+    if protocol in _UNSEEN_CLASS_PROTOCOLS:
+        raise ValueError(
+            f"model.objective='classifier' cannot run eval.protocol={protocol!r}: "
+            f"{_UNSEEN_CLASS_PROTOCOLS[protocol]}, and a 1-of-N linear head only has outputs for "
+            f"the {len(trained_names)} classes it was trained on (data.labels). Use "
+            "model.objective='video_text' (ActionCLIP) for this protocol."
+        )
+    for task in eval_tasks(config):
+        what = f"eval split {task.name!r} (labels {task.labels})" if task.name else "data.val"
+        classifier_class_index(task.class_names, trained_names, what)
+
+
 def result_metadata(config) -> dict:
     """What a result depends on besides the weights: protocol, seeds, views, classes, recipe."""
     d, e = config.data, config.eval
@@ -176,7 +237,10 @@ def result_metadata(config) -> dict:
         "num_crops": int(d.num_crops),
         "views": int(d.num_clips * d.num_crops),
         "num_frames": int(d.num_frames),
-        "templates_spec": str(config.text.templates),
+        # A classifier reads no text: "none" rather than templates it never used.
+        "templates_spec": (
+            "none" if config.model.objective == "classifier" else str(config.text.templates)
+        ),
         "class_split": [str(x) for x in e.split_labels] or [str(d.labels)],
         "drop_last": bool(d.drop_last_eval),
         "objective": str(config.model.objective),
@@ -311,6 +375,16 @@ def half_class_sums(video_features, text_features, labels, valid, masks, scale=E
       `{"half_correct": [S], "half_count": [S]}` float32 sums, to add over batches.
     """
     logits = scale * jnp.einsum("bve,kce->bvkc", video_features.astype(jnp.float32), text_features)
+    return half_class_logit_sums(logits, labels, valid, masks)
+
+
+def half_class_logit_sums(logits, labels, valid, masks):
+    """`half_class_sums` from per-view, per-template logits `[B, V, K, C]`.
+
+    A classifier's logits enter as one template (K = 1): the softmax over each subset's classes
+    is then the softmax of its own logits restricted to the subset.
+    """
+    logits = jnp.asarray(logits, jnp.float32)
     valid = jnp.asarray(valid).astype(bool)
 
     def one(mask):  # sequential over subsets: one [B, V, K, C] buffer at a time

@@ -42,6 +42,24 @@ def _text_encoder(model):
     return encode
 
 
+def template_logits(video_features, text_features, scale: float = EVAL_SCALE):
+    """Per-template logits `[..., K, C]`: `scale` × cosine similarity of video and class texts.
+
+    Args:
+      video_features: `[..., E]` L2-normalised (e.g. `[B, E]` or `[B, V, E]` for V views).
+      text_features: `[K, C, E]` from `encode_class_texts`.
+    """
+    return scale * jnp.einsum("...e,kce->...kc", video_features.astype(jnp.float32), text_features)
+
+
+def probs_from_logits(logits):
+    """`[..., K, C]` logits → `[..., C]`: softmax over classes per template, template mean.
+
+    A classifier's logits enter with K = 1 (plain softmax).
+    """
+    return jax.nn.softmax(logits, axis=-1).mean(axis=-2)
+
+
 def class_probs(video_features, text_features, scale: float = EVAL_SCALE):
     """Class probabilities `[..., C]`: softmax over classes per template, mean over templates.
 
@@ -49,10 +67,7 @@ def class_probs(video_features, text_features, scale: float = EVAL_SCALE):
       video_features: `[..., E]` L2-normalised (e.g. `[B, E]` or `[B, V, E]` for V views).
       text_features: `[K, C, E]` from `encode_class_texts`.
     """
-    logits = scale * jnp.einsum(
-        "...e,kce->...kc", video_features.astype(jnp.float32), text_features
-    )
-    return jax.nn.softmax(logits, axis=-1).mean(axis=-2)
+    return probs_from_logits(template_logits(video_features, text_features, scale))
 
 
 def view_probs(video_features, text_features, scale: float = EVAL_SCALE):

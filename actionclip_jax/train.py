@@ -97,8 +97,15 @@ def class_names(config) -> list[str]:
     return label_files.read_labels(label_files.resolve_label_file(config.data.labels))
 
 
-def build_model(config, clip_sizes=None) -> ActionCLIP:
+def build_model(config, clip_sizes=None, num_classes: int | None = None) -> ActionCLIP:
+    """The model of `config` (`clip_sizes` from a checkpoint, else `model.clip`).
+
+    With `model.objective=classifier` the linear layer has `num_classes` outputs, by default the
+    number of classes in `data.labels` (read from the label file).
+    """
     sizes = dict(clip_sizes or config.model.clip.to_dict())
+    if config.model.objective == "classifier" and num_classes is None:
+        num_classes = len(class_names(config))
     return ActionCLIP(
         clip_sizes=sizes,
         num_frames=config.data.num_frames,
@@ -107,17 +114,20 @@ def build_model(config, clip_sizes=None) -> ActionCLIP:
         position_rows=config.model.position_rows,
         conv1d_original=config.model.conv1d_original,
         head_layers=config.model.head_layers,
+        objective=config.model.objective,
+        num_classes=num_classes or 0,
         remat=config.model.remat,
         dtype=DTYPES[config.model.dtype],
     )
 
 
 def dummy_inputs(model: ActionCLIP, batch: int = 1):
+    """Arguments of `model.init`: a video, and tokens unless the model is a classifier."""
     r = model.clip_sizes["image_resolution"]
-    return (
-        jnp.zeros((batch, model.num_frames, r, r, 3), jnp.float32),
-        jnp.zeros((batch, model.clip_sizes["context_length"]), jnp.int32),
-    )
+    video = jnp.zeros((batch, model.num_frames, r, r, 3), jnp.float32)
+    if model.objective == "classifier":
+        return (video,)
+    return video, jnp.zeros((batch, model.clip_sizes["context_length"]), jnp.int32)
 
 
 def pretrained(config):
@@ -134,14 +144,35 @@ def pretrained(config):
                 config.model.head,
             )
         params = {"clip": params["clip"]}
+    if config.model.objective == "classifier":
+        params = drop_text_tower(params, config.init.checkpoint)
     return dict(model.clip_sizes), params
+
+
+def drop_text_tower(params, source: str):
+    """Loaded parameters without what a classifier does not build: all of `clip` but `visual`.
+
+    The text tower and the logit scale belong to video–text matching; the unimodal baseline
+    imports the image tower (and the temporal head, as for ActionCLIP) and starts its linear
+    layer from random weights.
+    """
+    dropped = sorted(k for k in params["clip"] if k != "visual")
+    if dropped:
+        logging.info(
+            "model.objective=classifier: importing the image tower of %s; dropping its text "
+            "tower and logit_scale (%s); the classifier layer starts from random weights",
+            source,
+            ", ".join(dropped),
+        )
+    return {**params, "clip": {"visual": params["clip"]["visual"]}}
 
 
 def merge_pretrained(init_params, loaded, source: str):
     """Overwrites random-init parameters with loaded ones; shapes must agree.
 
-    Only parameters the checkpoint cannot have may stay random: a new temporal head, and the
-    joint time embedding when starting from a plain CLIP (as the original's strict=False).
+    Only parameters the checkpoint cannot have may stay random: a new temporal head, the
+    classifier's linear layer, and the joint time embedding when starting from a plain CLIP (as
+    the original's strict=False).
     """
     flat_init = flax.traverse_util.flatten_dict(init_params, sep="/")
     flat_loaded = flax.traverse_util.flatten_dict(loaded, sep="/")
@@ -158,7 +189,7 @@ def merge_pretrained(init_params, loaded, source: str):
         k
         for k in flat_init
         if k not in flat_loaded
-        and not k.startswith("fusion/")
+        and not k.startswith(("fusion/", "classifier/"))
         and k != "clip/visual/time_embedding"
     ]
     if missing:
@@ -194,20 +225,29 @@ def prepare_train_video(video_uint8, keys, data_cfg, dtype):
 
 
 def train_step(state: TrainState, batch, text_table, *, model, tx, data_cfg, grad_accum: int):
-    """One optimiser update on a global batch. Pure: jitted with the state donated."""
+    """One optimiser update on a global batch. Pure: jitted with the state donated.
+
+    video_text: one random template per sample, the symmetric KL loss. classifier: no text
+    (`text_table` may be None), softmax cross-entropy on the linear layer's logits.
+    """
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     k_aug, k_text, k_drop = jax.random.split(key, 3)
     index, labels = batch["index"], batch["label"]
     video = prepare_train_video(
         batch["video"], _per_sample_keys(k_aug, index), data_cfg, model.dtype
     )
-    template = jax.vmap(lambda k: jax.random.randint(k, (), 0, text_table.shape[0]))(
-        _per_sample_keys(k_text, index)
-    )
-    tokens = text_table[template, labels]  # [B, L]: one random template per sample
+    classifier = model.objective == "classifier"
+    tokens = None
+    if not classifier:
+        template = jax.vmap(lambda k: jax.random.randint(k, (), 0, text_table.shape[0]))(
+            _per_sample_keys(k_text, index)
+        )
+        tokens = text_table[template, labels]  # [B, L]: one random template per sample
 
     def loss_fn(params, video, tokens, labels, k):
         logits, _ = model.apply({"params": params}, video, tokens, train=True, rngs={"dropout": k})
+        if classifier:
+            return losses.cross_entropy_loss(logits, labels)
         return losses.kl_loss(logits, labels)
 
     grad_fn = jax.value_and_grad(loss_fn)
@@ -224,7 +264,8 @@ def train_step(state: TrainState, batch, text_table, *, model, tx, data_cfg, gra
             return (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), None
 
         zeros = jax.tree.map(jnp.zeros_like, state.params)
-        xs = (split(video), split(tokens), split(labels), jnp.arange(grad_accum))
+        tokens = None if tokens is None else split(tokens)  # a classifier has none
+        xs = (split(video), tokens, split(labels), jnp.arange(grad_accum))
         (loss, grads), _ = jax.lax.scan(accumulate, (0.0, zeros), xs)
         loss, grads = loss / grad_accum, jax.tree.map(lambda g: g / grad_accum, grads)
 
@@ -233,9 +274,10 @@ def train_step(state: TrainState, batch, text_table, *, model, tx, data_cfg, gra
     metrics = {
         "loss": loss,
         "grad_norm": optax.global_norm(grads),
-        "logit_scale": jnp.exp(state.params["clip"]["logit_scale"]),
         "bad_samples": jnp.sum(batch["bad"]),
     }
+    if "logit_scale" in state.params["clip"]:  # absent from a classifier
+        metrics["logit_scale"] = jnp.exp(state.params["clip"]["logit_scale"])
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, metrics
 
@@ -325,6 +367,7 @@ def train_and_evaluate(config, workdir) -> dict:
     check_data_files(config)
     workdir = str(workdir)
     names = class_names(config)
+    protocols.check_objective(config, names)  # a classifier cannot score unseen classes
     mesh = sharding.make_mesh()
 
     train_src = sources.open_source(
@@ -351,14 +394,16 @@ def train_and_evaluate(config, workdir) -> dict:
 
     model, tx, schedules, state, state_shardings = create_train_state(config, mesh, steps_per_epoch)
     input_size = model.clip_sizes["image_resolution"]
-    text_table = jax.device_put(
-        prompts.prompt_tokens(
-            names,
-            prompts.resolve_templates(config.text.templates),
-            model.clip_sizes["context_length"],
-        ),
-        sharding.replicated(mesh),
-    )
+    text_table = None  # a classifier trains without text
+    if config.model.objective == "video_text":
+        text_table = jax.device_put(
+            prompts.prompt_tokens(
+                names,
+                prompts.resolve_templates(config.text.templates),
+                model.clip_sizes["context_length"],
+            ),
+            sharding.replicated(mesh),
+        )
 
     kwargs = train_data_kwargs(config, input_size)
 
@@ -412,10 +457,11 @@ def train_and_evaluate(config, workdir) -> dict:
                 scalars = {
                     "train/loss": np.mean([m["loss"] for m in host]),
                     "train/grad_norm": np.mean([m["grad_norm"] for m in host]),
-                    "train/logit_scale": host[-1]["logit_scale"],
                     "train/videos_per_second": len(host) * global_batch / max(elapsed, 1e-9),
                     "train/bad_samples_total": bad_total,
                 }
+                if "logit_scale" in host[-1]:
+                    scalars["train/logit_scale"] = host[-1]["logit_scale"]
                 scalars.update({f"lr/{g}": s(step) for g, s in schedules.items()})
                 writer.write_scalars(done, scalars)
                 window, t_window = [], time.time()

@@ -42,7 +42,8 @@ def get_config():
     config.model.dtype = "bfloat16"  # compute dtype; parameters are always fp32
     config.model.remat = False  # rematerialise transformer blocks (memory for compute)
     # video_text: ActionCLIP (video–text matching, KL loss); classifier: the paper's unimodal
-    # baseline, the same video encoder with a 1-of-N linear head and cross-entropy, no text.
+    # baseline, the same video encoder with a 1-of-N linear layer over the data.labels classes
+    # (on the un-normalised video feature) and cross-entropy; no text tower is built or imported.
     config.model.objective = "video_text"
 
     # ----------------------------------------------------------------------- initialisation
@@ -101,7 +102,9 @@ def get_config():
     config.optim = ml_collections.ConfigDict()
     config.optim.lr = 5e-6  # text tower (and logit scale)
     config.optim.visual_ratio = 1.0  # visual tower lr = lr × ratio (the original's `ratio`)
-    config.optim.fusion_ratio = 10.0  # temporal head lr = lr × ratio (the original's `f_ratio`)
+    # Temporal head lr = lr × ratio (the original's `f_ratio`); also the lr ratio of the
+    # classifier's linear layer (model.objective=classifier), a new layer like the head.
+    config.optim.fusion_ratio = 10.0
     config.optim.b1 = 0.9
     config.optim.b2 = 0.98
     config.optim.eps = 1e-8

@@ -281,7 +281,11 @@ class VisionTransformer(nn.Module):
 
 
 class CLIP(nn.Module):
-    """CLIP with a ViT image tower. Sizes are read off checkpoints by `weights.clip_sizes`."""
+    """CLIP with a ViT image tower. Sizes are read off checkpoints by `weights.clip_sizes`.
+
+    `with_text=False` builds the image tower alone: no text transformer, embeddings, projection
+    or logit scale are created (the unimodal classifier has no use for them).
+    """
 
     embed_dim: int
     image_resolution: int
@@ -296,6 +300,7 @@ class CLIP(nn.Module):
     vision_heads: int | None = None  # CLIP's rule: vision_width // 64
     frame_stage: str = "none"
     num_frames: int = 1
+    with_text: bool = True
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -314,6 +319,8 @@ class CLIP(nn.Module):
             self.dtype,
             self.param_dtype,
         )
+        if not self.with_text:
+            return
         wt = self.transformer_width
         self.token_embedding = nn.Embed(
             self.vocab_size,
@@ -351,6 +358,8 @@ class CLIP(nn.Module):
         return self.visual(images)
 
     def encode_text(self, tokens):  # [N, L] int → [N, E]
+        if not self.with_text:
+            raise ValueError("this CLIP was built without its text tower (with_text=False)")
         n, l = tokens.shape
         if l > self.context_length:
             raise ValueError(

@@ -1,0 +1,321 @@
+"""The unimodal baseline (`model.objective=classifier`): the video encoder, a 1-of-N linear layer
+and cross-entropy, with no text tower; its import, optimiser group, training, evaluation and the
+protocols it must refuse.
+
+In-process, on the tiny `configs/test.py` model and the 8 simulated CPU devices of conftest.py,
+sharing the training tests' synthetic data folder and compilation cache (train_helpers.py).
+"""
+
+import copy
+import functools
+import logging
+import time
+from types import SimpleNamespace
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import train_helpers as h
+
+from actionclip_jax import evaluate, losses, optim, protocols, sharding, train, weights
+from actionclip_jax.models.actionclip import ActionCLIP
+from data_pipeline import pipeline, sources
+
+NUM_CLASSES = 36  # the synthetic demo's classes
+STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
+
+
+@pytest.fixture(scope="module")
+def basetemp(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_cache(basetemp):
+    with h.compile_cache(basetemp):  # shared with the training tests
+        yield
+
+
+@pytest.fixture(scope="module")
+def config(basetemp):
+    # No warm-up: the first steps already learn (and the end-to-end run then compiles the same
+    # train step as the fixed-batch test, a hit in the shared compilation cache).
+    return h.make_test_config(
+        basetemp, model__objective="classifier", optim__warmup_epochs=0, optim__lr=1e-3
+    )
+
+
+@pytest.fixture(scope="module")
+def setup(config):
+    """The classifier's initial train state on the 8-device mesh (`create_train_state`'s, whose
+    compiled init the end-to-end run reuses from the compilation cache)."""
+    mesh = sharding.make_mesh()
+    model, tx, _, state, shardings = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
+    return SimpleNamespace(mesh=mesh, model=model, tx=tx, state=state, shardings=shardings)
+
+
+def _abstract_params(model):
+    return jax.eval_shape(
+        lambda r: model.init(r, *train.dummy_inputs(model))["params"], jax.random.key(0)
+    )
+
+
+def _paths(params):
+    return jax.tree.leaves(optim.param_paths(params))
+
+
+# ------------------------------------------------------------------------------------ model
+
+
+def test_classifier_forward_shape_and_no_text_parameters(setup):
+    model, params = setup.model, setup.state.params
+    assert (model.objective, model.num_classes) == ("classifier", NUM_CLASSES)
+    r, e = model.clip_sizes["image_resolution"], model.clip_sizes["embed_dim"]
+    paths = _paths(params)
+    assert set(params) == {"clip", "fusion", "classifier"}
+    assert set(params["clip"]) == {"visual"}  # no text tower, no logit scale
+    assert not any("logit_scale" in p or "token_embedding" in p for p in paths)
+    assert params["classifier"]["kernel"].shape == (e, NUM_CLASSES)
+    assert params["classifier"]["bias"].shape == (NUM_CLASSES,)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+
+    video = np.random.default_rng(0).normal(size=(2, model.num_frames, r, r, 3)).astype("f4")
+
+    @jax.jit
+    def forward(params, video):
+        return model.apply({"params": params}, video), model.apply(
+            {"params": params}, video, method=model.encode_video
+        )
+
+    (logits, out), v = forward(params, video)
+    assert logits.shape == (2, NUM_CLASSES) and out["video"].shape == (2, e)
+    # The layer reads the un-normalised feature of the shared `encode_video`.
+    np.testing.assert_allclose(out["video"], v, rtol=1e-6)
+    k = params["classifier"]
+    np.testing.assert_allclose(logits, v @ k["kernel"] + k["bias"], rtol=1e-5, atol=1e-5)
+    assert float(jnp.linalg.norm(v[0])) != pytest.approx(1.0, abs=1e-3)
+
+
+def test_classifier_arguments_are_checked(config):
+    clip = config.model.clip.to_dict()
+    video = jnp.zeros((1, 8, clip["image_resolution"], clip["image_resolution"], 3))
+    init = lambda m, *a: jax.eval_shape(lambda: m.init(jax.random.key(0), *a))
+    with pytest.raises(ValueError, match="num_classes > 0"):
+        init(ActionCLIP(clip, 8, head="meanP", objective="classifier"), video)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        init(ActionCLIP(clip, 8, head="meanP", objective="linear"), video)
+    model = ActionCLIP(clip, 8, head="meanP", objective="classifier", num_classes=3)
+    with pytest.raises(ValueError, match="takes no text tokens"):
+        init(model, video, jnp.zeros((1, 4), jnp.int32))
+
+
+def test_cross_entropy_equals_a_hand_computation():
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0]], np.float32)
+    labels = np.array([0, 2, 1])
+    hand = []
+    for z, y in zip(logits.astype(np.float64), labels):
+        hand.append(-(z[y] - np.log(np.exp(z).sum())))
+    got = losses.cross_entropy_loss(jnp.asarray(logits, jnp.bfloat16), jnp.asarray(labels))
+    assert got.dtype == jnp.float32
+    want = losses.cross_entropy_loss(jnp.asarray(logits), jnp.asarray(labels))
+    assert float(want) == pytest.approx(np.mean(hand), rel=1e-6)
+    assert float(got) == pytest.approx(np.mean(hand), rel=1e-2)  # bf16 inputs, fp32 maths
+
+
+# ------------------------------------------------------------------------------ optimiser
+
+
+def test_classifier_layer_has_its_own_group_at_the_fusion_ratio(config):
+    params = _abstract_params(train.build_model(config))
+    labels = dict(zip(_paths(params), jax.tree.leaves(optim.group_labels(params)), strict=True))
+    assert labels["classifier/kernel"] == labels["classifier/bias"] == "classifier"
+    assert all(g == "visual" for p, g in labels.items() if p.startswith("clip/visual/"))
+    assert all(g == "fusion" for p, g in labels.items() if p.startswith("fusion/"))
+    assert "text" not in labels.values()
+
+    cfg = copy.deepcopy(config.optim)
+    cfg.lr, cfg.fusion_ratio, cfg.visual_ratio, cfg.warmup_epochs = 1e-4, 10.0, 0.5, 0
+    _, schedules = optim.make_optimizer(cfg, params, STEPS_PER_EPOCH)
+    assert float(schedules["classifier"](0)) == pytest.approx(1e-3)  # lr × fusion_ratio
+    assert float(schedules["visual"](0)) == pytest.approx(5e-5)
+    assert set(schedules) == {"classifier", "visual", "fusion"}  # no empty text group
+    # A video–text model has no classifier group.
+    video_text = copy.deepcopy(config)
+    video_text.model.objective = "video_text"
+    _, vt = optim.make_optimizer(cfg, _abstract_params(train.build_model(video_text)), 3)
+    assert set(vt) == {"text", "visual", "fusion"}
+    # freeze still wins over the group.
+    frozen = optim.group_labels(params, "classifier/.*")
+    assert frozen["classifier"] == {"kernel": "frozen", "bias": "frozen"}
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def test_loss_decreases_on_a_fixed_batch(config, setup):
+    cfg, mesh, model, tx, shardings = config, setup.mesh, setup.model, setup.tx, setup.shardings
+    state = jax.device_put(jax.device_get(setup.state), shardings)  # a copy: the step donates it
+    assert "logit_scale" not in state.params["clip"]
+    assert "text" not in jax.tree.leaves(optim.group_labels(state.params))
+    source = sources.open_source(
+        cfg.data.train, root=cfg.data.root, labels=NUM_CLASSES, kind=cfg.data.kind
+    )
+    kwargs = train.train_data_kwargs(cfg, model.clip_sizes["image_resolution"])
+    batch = next(pipeline.make_train_iterator(source, batch_size=cfg.data.batch_size, **kwargs))
+    batch = pipeline.to_global(batch, mesh)
+    step = jax.jit(  # as train_and_evaluate builds it; no text table
+        functools.partial(train.train_step, model=model, tx=tx, data_cfg=cfg.data, grad_accum=1),
+        in_shardings=(shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
+        out_shardings=(shardings, sharding.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+    seen = []
+    for i in range(6):
+        state, metrics = step(state, batch, None)
+        seen.append(float(metrics["loss"]))  # the loss before each update
+        if i == 0:  # Adam's first moment is 0.1 × the gradient: it reaches every parameter
+            mu = [
+                (jax.tree_util.keystr(k), x)
+                for k, x in jax.tree_util.tree_leaves_with_path(state.opt_state)
+                if ".mu" in jax.tree_util.keystr(k)
+            ]
+            assert len(mu) == len(jax.tree.leaves(state.params))
+            dead = [k for k, x in mu if not np.any(np.asarray(x) != 0)]
+            assert not dead, dead
+    assert "logit_scale" not in metrics
+    assert np.isfinite(seen).all() and seen[0] > 0
+    assert seen[-1] < 0.5 * seen[0], seen
+
+
+def test_end_to_end_run_writes_classifier_results_and_resumes(config, tmp_path):
+    cfg = copy.deepcopy(config)
+    cfg.max_steps = 2
+    results = train.train_and_evaluate(cfg, tmp_path)
+    written = h.eval_results(tmp_path)
+    for field in ("top1", "top5", "mean_class_acc", "num_videos", "views", "checkpoint_step"):
+        assert field in written, field
+    assert written["objective"] == "classifier" and results["objective"] == "classifier"
+    assert written["num_videos"] == 30 and written["checkpoint_step"] == 2
+    assert written["num_classes"] == NUM_CLASSES and written["templates"] == 0
+    assert written["templates_spec"] == "none"  # no text, whatever `text.templates` says
+    assert 0.0 <= written["top1"] <= written["top5"] <= 1.0
+    assert h.eval_results(tmp_path, "eval_results_heldout.json")["objective"] == "classifier"
+    state = h.load_state(tmp_path, 2)
+    assert set(state["params"]) == {"clip", "fusion", "classifier"}
+    assert set(state["params"]["clip"]) == {"visual"}
+
+    # `mode=eval` restores the run's own checkpoint (state tree without text) and scores it.
+    cfg.mode = "eval"
+    again = evaluate.run(cfg, tmp_path)
+    assert again["objective"] == "classifier"
+    for field in ("top1", "top5", "num_videos"):
+        assert again[field] == written[field], field
+
+
+# --------------------------------------------------------------- what a classifier cannot do
+
+
+def test_protocols_with_unseen_classes_fail_at_once_naming_the_objective(
+    config, tmp_path, monkeypatch
+):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the run got past the objective check")
+
+    monkeypatch.setattr(train, "create_train_state", must_not_run)
+    zero_shot = copy.deepcopy(config)
+    zero_shot.eval.protocol = "zero_shot"
+    zero_shot.eval.splits = ("ucf101/val1",)
+    zero_shot.eval.split_labels = ("ucf101",)
+    for run in (train.train_and_evaluate, evaluate.run):
+        t0 = time.time()
+        with pytest.raises(ValueError, match=r"model\.objective='classifier'.*zero_shot") as e:
+            run(zero_shot, tmp_path / "zs")
+        assert "1-of-N" in str(e.value) and time.time() - t0 < 30
+
+    # A split scored against other labels (here HMDB51's) names the classes it cannot score.
+    other = copy.deepcopy(config)
+    other.eval.splits = ("hmdb51/val1",)
+    other.eval.split_labels = ("hmdb51",)
+    with pytest.raises(ValueError, match=r"model\.objective='classifier'.*not among.*unseen"):
+        train.train_and_evaluate(other, tmp_path / "other")
+
+    # Base-to-novel: the novel split's classes were never trained on.
+    b2n = copy.deepcopy(config)
+    b2n.eval.protocol = "base2novel"
+    b2n.eval.splits = ("ucf101/base2novel/base_val", "ucf101/base2novel/novel_val")
+    b2n.eval.split_labels = ("ucf101_base", "ucf101_novel")
+    b2n.eval.split_names = ("base", "novel")
+    with pytest.raises(ValueError, match=r"model\.objective='classifier'.*base2novel"):
+        protocols.check_objective(b2n, ["x"])
+    b2n.eval.protocol = "standard"  # the same passes under another name: the novel one fails
+    b2n.data.labels = "ucf101_base"
+    with pytest.raises(ValueError, match=r"eval split 'novel'.*not among"):
+        protocols.check_objective(b2n, protocols.eval_tasks(b2n)[0].class_names)
+    # A video–text model scores any class.
+    b2n.model.objective = "video_text"
+    protocols.check_objective(b2n, ["x"])
+
+
+def test_classifier_scores_a_subset_of_its_classes_by_name():
+    trained = ["a", "b", "c", "d"]
+    assert protocols.classifier_class_index(trained, trained) is None
+    np.testing.assert_array_equal(protocols.classifier_class_index(["d", "b"], trained), [3, 1])
+    with pytest.raises(ValueError, match="e.g. \\['z'\\]"):
+        protocols.classifier_class_index(["a", "z"], trained)
+
+
+def test_half_class_subsets_of_classifier_logits_softmax_over_the_subset():
+    rng = np.random.default_rng(3)
+    b, v, c = 24, 2, 10
+    logits = rng.normal(0, 2, (b, v, 1, c)).astype(np.float32)  # one "template"
+    labels = rng.integers(0, c, b)
+    logits[np.arange(b), :, 0, labels] += 1.5
+    masks = protocols.subset_masks(protocols.half_class_subsets(c, 3, seed=1), c)
+    sums = jax.jit(protocols.half_class_logit_sums)(logits, labels, np.ones(b, bool), masks)
+    for i, m in enumerate(masks):
+        inside = m[labels]
+        z = np.where(m, logits[:, :, 0], -np.inf)  # softmax over the subset, per view
+        p = np.exp(z - z.max(-1, keepdims=True))
+        pred = (p / p.sum(-1, keepdims=True)).mean(1).argmax(-1)
+        assert float(sums["half_count"][i]) == inside.sum()
+        assert float(sums["half_correct"][i]) == np.sum((pred == labels) & inside)
+
+
+# ------------------------------------------------------------------------------------ import
+
+
+def test_import_from_pytorch_clip_keeps_the_image_tower_and_drops_text(
+    config, small_clip_files, caplog
+):
+    path = str(small_clip_files["state_dict"])
+    cfg = copy.deepcopy(config)
+    cfg.init.checkpoint = path
+    cfg.model.head = "meanP"  # what an OpenAI CLIP file gives: no head to start randomly
+    with caplog.at_level(logging.INFO):
+        sizes, loaded = train.pretrained(cfg)
+    log = "\n".join(r.getMessage() for r in caplog.records)
+    assert "text tower" in log and "logit_scale" in log and path in log
+    assert set(loaded) == {"clip"} and set(loaded["clip"]) == {"visual"}
+
+    model = train.build_model(cfg, sizes)
+    blank = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _abstract_params(model))
+    merged = train.merge_pretrained(blank, loaded, path)
+    assert set(merged) == {"clip", "classifier"} and set(merged["clip"]) == {"visual"}
+    np.testing.assert_array_equal(merged["classifier"]["kernel"], 0.0)  # stays as initialised
+    _, clip_params = weights.load_clip(path)
+    got = flax.traverse_util.flatten_dict(merged["clip"]["visual"], sep="/")
+    want = flax.traverse_util.flatten_dict(clip_params["visual"], sep="/")
+    assert set(got) == set(want)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v, err_msg=k)
+
+    # Any other mismatch still fails: text parameters do not fit a classifier ...
+    with pytest.raises(weights.CheckpointError, match="do not fit the model"):
+        train.merge_pretrained(blank, {"clip": clip_params}, path)
+    # ... and an image tower with a block missing is incomplete.
+    partial = copy.deepcopy(loaded)
+    del partial["clip"]["visual"]["ln_post"]
+    with pytest.raises(weights.CheckpointError, match="lacks the parameters"):
+        train.merge_pretrained(blank, partial, path)
