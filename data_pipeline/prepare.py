@@ -72,7 +72,8 @@ VERSION = "1.0.0"
 FILE_FORMAT = "array_record"
 # One record per chunk: random access reads exactly one example (as TFDS writes them).
 # Uncompressed: JPEG bytes do not compress, and the default (brotli) costs ~70 ms per
-# 4 MB example to write and a few ms per read.
+# 4 MB example to write and a few ms per read. Uncompressed records also let
+# `data_pipeline.shard_reader` read a clip's frames straight from the mapped file.
 ARRAY_RECORD_OPTIONS = "group_size:1,uncompressed"
 _DECORD_ERRORS = (DECORDError, RuntimeError, AssertionError)
 _DECODE_CHUNK = 32  # Frames decoded per decord call: bounded memory for long videos.

@@ -30,7 +30,7 @@ frames and videos may live on ``gs://``.
 
 from __future__ import annotations
 
-import io
+import bisect
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -40,9 +40,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from decord._ffi.base import DECORDError
 from etils import epath
-from PIL import Image
 
 from data_pipeline import labels as labels_lib
+from data_pipeline import shard_reader
 from data_pipeline import video as video_lib
 
 Record = dict[str, Any]
@@ -277,7 +277,11 @@ class TfdsClipSource:
     Encoded videos take a fast route: the serialized ``tf.Example`` is scanned for the
     byte ranges of the frames (`parse_example_ranges`) and only the frames a clip samples
     are copied and decoded. TFDS's own parsing would copy all F frames (a few MB for a
-    10 s clip) into a padded array on every read.
+    10 s clip) into a padded array on every read. Local shards written uncompressed (as
+    `data_pipeline.prepare` writes them) are not even read whole: the scan runs on the
+    memory-mapped file (`shard_reader`), so a clip costs the bytes of its frames and a
+    few bytes per frame of the example's structure; other shards (compressed, remote)
+    are read with ``ArrayRecordReader``.
 
     Attributes:
       class_names: The ``label`` feature's names, if it is a ``ClassLabel``.
@@ -290,6 +294,7 @@ class TfdsClipSource:
         split: str = "train",
         data_dir: str | os.PathLike | None = None,
         fast: bool = True,
+        direct: bool = True,
     ):
         """Opens the split.
 
@@ -299,6 +304,9 @@ class TfdsClipSource:
           split: A TFDS split, e.g. ``"train"``, ``"validation"``, ``"train[:10%]"``.
           data_dir: Where to look the name up (TFDS's default when ``None``).
           fast: Use the fast route for encoded videos (False: TFDS's parser, for tests).
+          direct: On the fast route, read uncompressed local shards through
+            `shard_reader` (False: always through ``ArrayRecordReader``, which also
+            verifies the chunk hashes).
         """
         self.name = os.fspath(name_or_dir)
         self.split = split
@@ -324,10 +332,14 @@ class TfdsClipSource:
         self._has_path = "path" in features and isinstance(features["path"], tfds.features.Text)
         scalar_label = isinstance(label, (tfds.features.ClassLabel, tfds.features.Scalar))
         self._fast = fast and encoded and scalar_label
+        self._files: list[tuple[shard_reader.RecordFile, int]] = []  # (file, skip)
+        self._file_starts: list[int] = []  # Index of each file's first example.
         if self._fast:
             self._raw = builder.as_data_source(
                 split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
             )
+            if direct:
+                self._open_direct(builder, split)
         # The TFDS route: every other layout, and examples the fast scan cannot read.
         decoders = {"video": KeepEncodedFrames()} if encoded else None
         self._source = builder.as_data_source(split=split, decoders=decoders)
@@ -358,8 +370,39 @@ class TfdsClipSource:
     def _default_path(self, index: int) -> str:
         return f"{self.name}/{self.split}[{index}]"
 
+    def _open_direct(self, builder, split: str) -> None:
+        # The split's files in the order in which the TFDS source numbers the examples.
+        if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+            return
+        files, starts, total = [], [], 0
+        for instruction in builder.info.splits[split].file_instructions:
+            take = instruction.take
+            if take < 0:
+                take = instruction.examples_in_shard - instruction.skip
+            file = shard_reader.RecordFile(
+                os.fspath(instruction.filename), instruction.examples_in_shard
+            )
+            files.append((file, instruction.skip))
+            starts.append(total)
+            total += take
+        if total == len(self._raw):  # Otherwise TFDS numbers them differently: leave it.
+            self._files, self._file_starts = files, starts
+
+    def _serialized(self, index: int):
+        """The serialized example: a `shard_reader.SplicedRecord` or ``bytes``."""
+        if self._files and 0 <= index < len(self._raw):
+            k = bisect.bisect_right(self._file_starts, index) - 1
+            file, skip = self._files[k]
+            try:
+                record = file.record(skip + index - self._file_starts[k])
+            except IndexError:
+                record = None  # A short file: let ArrayRecordReader report it.
+            if record is not None:
+                return record
+        return self._raw[index]
+
     def _fast_record(self, index: int) -> Record | None:
-        raw = self._raw[index]
+        raw = self._serialized(index)
         try:
             fields = parse_example_ranges(raw)
         except (IndexError, ValueError):
@@ -369,7 +412,7 @@ class TfdsClipSource:
             return None
         if len(label[1]) != 1:
             return None
-        view = memoryview(raw)
+        view = _view(raw)
         path = self._default_path(index)
         if self._has_path and fields.get("path", ("",))[0] == "bytes":
             start, stop = fields["path"][1][0]
@@ -387,13 +430,21 @@ class TfdsClipSource:
         return f"TfdsClipSource({self.name!r}, split={self.split!r}, {len(self)} examples)"
 
 
+def _view(serialized):
+    # Byte strings are sliced through a memoryview (no copy until bytes() is taken); a
+    # SplicedRecord already copies only the slices asked for.
+    if isinstance(serialized, shard_reader.SplicedRecord):
+        return serialized
+    return memoryview(serialized)
+
+
 class EncodedFrames:
     """The encoded frames of one example: byte ranges into the serialized record.
 
     Indexing returns the ``bytes`` of one frame; nothing is copied before that.
     """
 
-    def __init__(self, buffer: memoryview, ranges: list[tuple[int, int]]):
+    def __init__(self, buffer, ranges: list[tuple[int, int]]):
         self._buffer = buffer
         self._ranges = ranges
 
@@ -420,19 +471,27 @@ def _fields(buf, start: int, stop: int):
     """Protobuf wire format: yields ``(field, wire type, start, stop or value)``."""
     pos = start
     while pos < stop:
-        key, pos = _varint(buf, pos)
+        # The key and a varint after it take at most 20 bytes: one slice of the buffer
+        # (cheap for a memoryview; one read for a SplicedRecord) instead of one access per
+        # byte. A field that runs past the buffer raises IndexError, as before.
+        head = buf[pos : pos + 20]
+        key, i = _varint(head, 0)
         field, wire = key >> 3, key & 7
         if wire == 2:  # Length-delimited: the payload's range.
-            length, pos = _varint(buf, pos)
+            length, i = _varint(head, i)
+            pos += i
             yield field, wire, pos, pos + length
             pos += length
         elif wire == 0:  # Varint: its value.
-            value, pos = _varint(buf, pos)
+            value, i = _varint(head, i)
+            pos += i
             yield field, wire, value, None
         elif wire == 5:
+            pos += i
             yield field, wire, pos, pos + 4
             pos += 4
         elif wire == 1:
+            pos += i
             yield field, wire, pos, pos + 8
             pos += 8
         else:
@@ -465,8 +524,12 @@ def _feature_values(buf, start: int, stop: int) -> tuple[str, list]:
     return "bytes", []  # An empty Feature: an empty list.
 
 
-def parse_example_ranges(serialized: bytes) -> dict[str, tuple[str, list]]:
+def parse_example_ranges(serialized) -> dict[str, tuple[str, list]]:
     """Scans a serialized ``tf.train.Example`` without copying its byte values.
+
+    Args:
+      serialized: ``bytes`` (or anything with the buffer protocol), or a
+        `shard_reader.SplicedRecord`.
 
     Returns:
       ``{key: (kind, values)}`` with kind ``"bytes"`` (values: ``(start, stop)`` byte
@@ -475,7 +538,7 @@ def parse_example_ranges(serialized: bytes) -> dict[str, tuple[str, list]]:
     Raises:
       ValueError, IndexError: ``serialized`` is not a well-formed ``tf.train.Example``.
     """
-    buf = memoryview(serialized)
+    buf = _view(serialized)
     out = {}
     for field, wire, start, stop in _fields(buf, 0, len(buf)):
         if field != 1 or wire != 2:  # Example.features
@@ -567,21 +630,15 @@ def count_frames(frame_dir: str | os.PathLike, image_tmpl: str = "img_{:05d}.jpg
 def decode_encoded_frames(encoded: Sequence[bytes], indices: np.ndarray, name: str) -> np.ndarray:
     """Decodes ``encoded[indices]`` (JPEG/PNG bytes) to ``[T, H, W, 3]`` uint8 RGB.
 
-    Each distinct index is decoded once; only the requested frames are decoded.
+    Each distinct index is decoded once; only the requested frames are decoded
+    (`video.decode_rgb_frames`).
     """
-    images: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
-    for index in np.unique(indices).tolist():
-        try:
-            with Image.open(io.BytesIO(encoded[index])) as image:
-                # convert() copies even an RGB image: a fifth of the decode time.
-                images[index] = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise video_lib.VideoDecodeError(
-                f"cannot decode frame {index} of {name}: {type(e).__name__}: {e}"
-            ) from e
-    if len({image.shape for image in images.values()}) > 1:
-        raise video_lib.VideoDecodeError(f"frames of {name} differ in size")
-    return np.stack([images[i] for i in indices.tolist()])  # [T, H, W, 3]
+    return video_lib.decode_rgb_frames(
+        lambda index: encoded[index],
+        indices,
+        lambda index: f"frame {index} of {name}",
+        f"of {name}",
+    )
 
 
 def _load_video(path: str, indices_fn: IndicesFn) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Reading frames: from encoded video files (decord) and from JPEG frame folders (PIL).
+"""Reading frames: from encoded video files (decord) and from JPEG frame folders.
 
 Both readers take 0-based frame indices (as produced by ``data_pipeline.sampling``) and
-return ``[T, H, W, 3]`` uint8 RGB arrays.
+return ``[T, H, W, 3]`` uint8 RGB arrays. JPEG images are decoded by simplejpeg
+(libjpeg-turbo, the library PIL uses, with the same settings: the same pixels) straight
+into the output array; other images, and JPEGs it refuses, by PIL (`decode_rgb`).
 
 Errors are split by what the caller can do about them:
 
@@ -10,16 +12,18 @@ Errors are split by what the caller can do about them:
   video / image (empty, truncated, corrupt, no video stream). A data pipeline may skip
   such an example; the message always names the file.
 """
+
 from __future__ import annotations
 
 import io
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 import decord
 import numpy as np
+import simplejpeg
 from decord._ffi.base import DECORDError
 from etils import epath
 from PIL import Image
@@ -223,7 +227,12 @@ def _read_with_clamped_tail(
     _log.warning(
         "video %s: frames from %d on do not decode (%s); %d of %d requested frames "
         "replaced by frame %d",
-        name, failed_at, _short(failure), num_replaced, indices.size, last_good,
+        name,
+        failed_at,
+        _short(failure),
+        num_replaced,
+        indices.size,
+        last_good,
     )
     return np.stack([decoded[min(int(i), last_good)] for i in indices])  # [T, H, W, 3]
 
@@ -248,7 +257,8 @@ def read_frame_folder(
       index_bias: Added to each index to form the file number.
 
     Returns:
-      ``[T, H, W, 3]`` uint8 RGB frames (``PIL.Image.convert("RGB")``, as the original).
+      ``[T, H, W, 3]`` uint8 RGB frames: the pixels of ``PIL.Image.convert("RGB")``, as
+      the original reads them (see `decode_rgb`).
 
     Raises:
       FileNotFoundError: The folder or a frame file is missing (names the file).
@@ -261,28 +271,113 @@ def read_frame_folder(
     folder = epath.Path(frame_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"frame folder not found: {folder}")
-    images: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
-    for index in np.unique(indices):
-        path = folder / image_tmpl.format(int(index) + index_bias)
-        images[int(index)] = _load_rgb(path, int(index))
-    shapes = {image.shape for image in images.values()}
-    if len(shapes) > 1:
-        raise VideoDecodeError(f"frames in {folder} differ in size: {sorted(shapes)}")
-    return np.stack([images[int(i)] for i in indices])  # [T, H, W, 3]
+
+    def read(index: int) -> bytes:
+        path = folder / image_tmpl.format(index + index_bias)
+        # Reading the bytes first separates "missing" (FileNotFoundError, itself an
+        # OSError) from "undecodable" (PIL raises OSError subclasses too).
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"frame file not found: {path} (frame index {index})") from e
+
+    def describe(index: int) -> str:
+        return f"frame image {folder / image_tmpl.format(index + index_bias)}"
+
+    return decode_rgb_frames(read, indices, describe, f"in {folder}")
 
 
-def _load_rgb(path: epath.Path, index: int) -> np.ndarray:
-    # Reading the bytes first separates "missing" (FileNotFoundError, itself an OSError)
-    # from "undecodable" (PIL raises OSError subclasses too).
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"frame file not found: {path} (frame index {index})") from e
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))  # convert() forces the full decode.
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise VideoDecodeError(f"cannot decode frame image {path}: {_describe(e)}") from e
+# JPEG colour spaces that libjpeg-turbo turns into RGB exactly as PIL does (PIL converts
+# CMYK/YCCK itself, differently).
+_SIMPLEJPEG_COLORSPACES = frozenset({"YCbCr", "Gray", "RGB"})
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def decode_rgb(data: bytes, out: np.ndarray | None = None) -> np.ndarray:
+    """Decodes one image (JPEG, PNG, ...) to ``[H, W, 3]`` uint8 RGB.
+
+    JPEGs go through simplejpeg: libjpeg-turbo with PIL's settings (accurate integer DCT,
+    smooth chroma upsampling), so the pixels are PIL's, decoded straight into ``out``
+    instead of into a PIL image and then copied (that copy costs as much as half the
+    decode). Other formats, CMYK JPEGs, and JPEGs that libjpeg-turbo reports as damaged
+    go through PIL, which decides as before (it decodes what libjpeg only warns about).
+
+    Args:
+      data: The encoded image.
+      out: Optional ``[H, W, 3]`` uint8 C-contiguous array to decode into; used (and
+        returned) only when the image has that size.
+
+    Returns:
+      ``out`` when the image was written into it, otherwise a new array.
+
+    Raises:
+      OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError: As PIL raises
+      them for data that does not decode (`IMAGE_ERRORS`).
+    """
+    if data[:2] == b"\xff\xd8":  # JPEG start-of-image marker.
+        try:
+            height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            colorspace = None
+        if colorspace in _SIMPLEJPEG_COLORSPACES and height * width <= Image.MAX_IMAGE_PIXELS:
+            if out is None or out.shape != (height, width, 3):
+                out = np.empty((height, width, 3), np.uint8)
+            try:
+                simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out)
+                return out
+            except ValueError:
+                pass  # Damaged: PIL decides, as it always did.
+    with Image.open(io.BytesIO(data)) as image:
+        # convert() forces the full decode; for an RGB image np.asarray does.
+        array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    if out is not None and out.shape == array.shape:
+        out[...] = array
+        return out
+    return array
+
+
+def decode_rgb_frames(
+    read: Callable[[int], bytes],
+    indices: np.ndarray,
+    describe: Callable[[int], str],
+    where: str,
+) -> np.ndarray:
+    """Decodes the images ``read(i)`` for ``i`` in ``indices`` into ``[T, H, W, 3]`` RGB.
+
+    Each distinct index is read and decoded once, in increasing order, straight into
+    the output (`decode_rgb`); repeated indices are copies.
+
+    Args:
+      read: Returns the encoded bytes of frame ``i`` (its exceptions pass through).
+      indices: ``[T]`` frame indices.
+      describe: Names frame ``i`` in errors (``"frame 3 of clip.mp4"``).
+      where: Names the clip in the size error (``"in /data/frames/v1"``).
+
+    Raises:
+      VideoDecodeError: A frame does not decode, or frames differ in size.
+    """
+    indices = np.asarray(indices, np.int64)
+    unique, first, inverse = np.unique(indices, return_index=True, return_inverse=True)
+    out = None
+    for index, t in zip(unique.tolist(), first.tolist()):
+        data = read(index)
+        target = None if out is None else out[t]
+        try:
+            image = decode_rgb(data, target)
+        except IMAGE_ERRORS as e:
+            raise VideoDecodeError(f"cannot decode {describe(index)}: {_describe(e)}") from e
+        if out is None:
+            out = np.empty((len(indices), *image.shape), np.uint8)  # [T, H, W, 3]
+            target = out[t]
+        elif image.shape != out.shape[1:]:
+            shapes = sorted({tuple(out.shape[1:]), image.shape})
+            raise VideoDecodeError(f"frames {where} differ in size: {shapes}")
+        if image is not target:
+            target[...] = image
+    for t, first_t in enumerate(first[inverse].tolist()):
+        if first_t != t:
+            out[t] = out[first_t]  # A repeated index.
+    return out
 
 
 def _describe(error: BaseException) -> str:
