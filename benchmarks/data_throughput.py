@@ -23,7 +23,8 @@ Measured for each source, training clips of 8 frames (TSN train sampling):
 * ``+RandAugment``: plus RandAugment(2, 9) per frame before the crop (K400's recipe);
 
   these three per CPU second of the process (the figure per core, robust to other
-  programs on the machine) and, in brackets, per wall-clock second;
+  programs on the machine) and, in brackets, per wall-clock second, measured in turns
+  of 0.5 s so that a change in the machine's load affects the three alike;
 * ``grain w=N``: the whole training pipeline (`pipeline.train_dataset`, geometric
   augmentation, batches of 8) with N worker processes, after the first batch;
 * ``eval 4x3``: the test pipeline, 4 clips x 3 crops of 224 per video (videos/s), with
@@ -231,11 +232,21 @@ def _per_second(step, seconds: float, min_items: int = 4) -> tuple[float, float]
             return items / elapsed, items / max(time.process_time() - c0, 1e-9)
 
 
-def measure_loop(source, seconds: float, geometric: bool, randaug: bool) -> tuple[float, float]:
-    """One thread: decode (and augment) training clips; (wall, CPU) clips per second."""
+LOOPS = (("decode", False, False), ("geometric", True, False), ("randaugment", True, True))
+
+
+def measure_loops(source, seconds: float, slice_s: float = 0.5) -> dict[str, tuple[float, float]]:
+    """One thread: decode (and augment) training clips; (wall, CPU) clips per second.
+
+    The three variants of `LOOPS` run in turns of ``slice_s`` until each has run for
+    ``seconds``: when the other programs on the machine change their load, all three
+    see the change alike, so their ratios (what the geometric augmentation adds) are
+    not skewed by it. (CPU time per clip too grows with the load: the cores' other
+    hardware threads and the caches are shared.)
+    """
     counter = iter(range(10**9))
 
-    def step():
+    def step(geometric: bool, randaug: bool) -> None:
         g = next(counter)
         rng = np.random.default_rng([0, g])
         record = source[g % len(source)]
@@ -244,10 +255,23 @@ def measure_loop(source, seconds: float, geometric: bool, randaug: bool) -> tupl
             frames = transforms.rand_augment_clip(frames, rng, 2, 9)
         if geometric:
             frames = transforms.train_geometric(frames, rng, input_size=SIZE)
-        return 1
 
-    step()  # Warm caches (file system, imports).
-    return _per_second(step, seconds)
+    for _, geometric, randaug in LOOPS:
+        step(geometric, randaug)  # Warm caches (file system, imports).
+    totals = {name: [0, 0.0, 0.0] for name, _, _ in LOOPS}  # clips, wall s, CPU s
+    while min(wall for _, wall, _ in totals.values()) < seconds:
+        for name, geometric, randaug in LOOPS:
+            items, t0, c0 = 0, time.perf_counter(), time.process_time()
+            while True:
+                step(geometric, randaug)
+                items += 1
+                if time.perf_counter() - t0 >= slice_s:
+                    break
+            total = totals[name]
+            total[0] += items
+            total[1] += time.perf_counter() - t0
+            total[2] += time.process_time() - c0
+    return {name: (n / wall, n / max(cpu, 1e-9)) for name, (n, wall, cpu) in totals.items()}
 
 
 def measure_grain_train(data: str, root: str, workers: int, seconds: float) -> tuple[float, float]:
@@ -375,12 +399,8 @@ def main(argv) -> None:
             continue
         source = _open(data, root)
         row = {}
-        for name, geometric, randaug in (
-            ("decode", False, False),
-            ("geometric", True, False),
-            ("randaugment", True, True),
-        ):
-            row[name], row[f"{name}_cpu"] = measure_loop(source, seconds, geometric, randaug)
+        for name, (wall, cpu) in measure_loops(source, seconds).items():
+            row[name], row[f"{name}_cpu"] = wall, cpu
         for w in workers:
             rate, startup = measure_grain_train(data, root, w, seconds)
             row[f"grain_w{w}"], row[f"grain_w{w}_startup_s"] = rate, startup
