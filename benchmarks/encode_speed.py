@@ -1,6 +1,6 @@
 r"""Speed of the CLIP port against the PyTorch reference, and of the tokenizer.
 
-  python benchmarks/encode_speed.py [--frames=8] [--repeats=5] [--threads=N]
+  python benchmarks/encode_speed.py [--frames=8] [--repeats=5] [--threads=N] [--xla_flags=...]
 
 Times the ViT-B/16 image tower on `--frames` frames at 224² (JAX fp32, JAX bf16, OpenAI's
 `clip/model.py` in fp32 on the same number of threads; random weights: speed does not depend on
@@ -8,6 +8,11 @@ them); ActionCLIP's `encode_video` (B/16 + the `transf` head) for one video of e
 `--video_frames` lengths, JAX against the PyTorch transcription of the original in the tests; and
 tokenizing 10,000 prompts with a fresh tokenizer. Prints tables; the median of `--repeats` runs
 after one warm-up run.
+
+Also the matrix-multiply ceiling of both libraries (one fp32 GEMM shaped like the ViT-B/16 MLP
+on 8 frames, and a 4096³ one): a ViT is ~96% GEMM FLOPs, so its time is bounded by these rates.
+`--xla_flags` adds XLA options, e.g. `--xla_cpu_experimental_onednn_fusion_type=dot` (oneDNN
+matmuls instead of XLA's own; experimental in jaxlib 0.10).
 """
 
 import argparse
@@ -23,15 +28,15 @@ def _parse():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--video_frames", default="8,16,32", help="comma-separated T; empty to skip")
+    p.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for the JAX side")
     return p.parse_args()
 
 
 ARGS = _parse()
-# XLA's CPU client sizes its thread pool from the visible cores; pin it before jax starts.
-os.environ.setdefault(
-    "XLA_FLAGS",
-    f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={ARGS.threads}",
-)
+# XLA's CPU client runs one thread per visible core (it has no thread-count flag); `--threads`
+# sets torch's to match. Extra options must be in place before jax starts.
+if ARGS.xla_flags:
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {ARGS.xla_flags}".strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -129,6 +134,34 @@ def bench_video(t):
     return jax_s, median_time(run, ARGS.repeats)
 
 
+def vit_gflop(frames: int) -> float:
+    """Forward FLOPs (2 per multiply-add) of the ViT-B/16 image tower on `frames` images."""
+    w, n, layers = 768, (224 // 16) ** 2 + 1, 12
+    per_token_layer = 24 * w * w + 4 * n * w  # QKV, out, MLP; attention scores and mix
+    return frames * (n * layers * per_token_layer + 2 * (224 * 224 * 3) * w) / 1e9
+
+
+def bench_gemm():
+    """fp32 GFLOP/s of one matmul per shape: [(name, jax, torch or None)]."""
+    shapes = {"ViT-B/16 MLP, 8 frames": (8 * 197, 768, 3072), "4096³": (4096, 4096, 4096)}
+    ref = torch_reference()
+    rows = []
+    mm = jax.jit(jnp.matmul)
+    for name, (m, k, n) in shapes.items():
+        a = np.random.RandomState(0).rand(m, k).astype(np.float32)
+        b = np.random.RandomState(1).rand(k, n).astype(np.float32)
+        flop = 2 * m * k * n / 1e9
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        jax_rate = flop / median_time(lambda x=ja, y=jb: mm(x, y).block_until_ready(), ARGS.repeats)
+        torch_rate = None
+        if ref is not None:
+            torch = ref[0]
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            torch_rate = flop / median_time(lambda x=ta, y=tb: x @ y, ARGS.repeats)
+        rows.append((name, jax_rate, torch_rate))
+    return rows
+
+
 def bench_tokenizer():
     import csv
     import importlib.resources
@@ -166,6 +199,13 @@ def main():
     for name, t in rows:
         speedup = f"{ref / t:.2f}×" if ref else "-"
         print(f"| {name:<48} | {t:>9.3f} | {ARGS.frames / t:>9.1f} | {speedup:>7} |")
+    print(f"({vit_gflop(ARGS.frames):.0f} GFLOP per call: GFLOP/s = that / s per call)")
+    print(f"\nfp32 matrix multiply, {ARGS.threads} threads, GFLOP/s")
+    print(f"| {'shape':<24} | {'XLA':>6} | {'PyTorch':>7} |")
+    print(f"|{'-' * 26}|{'-' * 8}|{'-' * 9}|")
+    for name, jax_rate, torch_rate in bench_gemm():
+        tr = f"{torch_rate:>7.0f}" if torch_rate else f"{'-':>7}"
+        print(f"| {name:<24} | {jax_rate:>6.0f} | {tr} |")
     lengths = [int(t) for t in ARGS.video_frames.split(",") if t]
     if lengths:
         print(f"\nencode_video, ViT-B/16 + transf head, one video, fp32, {ARGS.threads} threads")

@@ -87,6 +87,9 @@ HELDOUT_COMBINATIONS = (
 )
 
 FPS = 8
+# Shape radius and the distance it travels over a clip, as fractions of the frame side.
+RADIUS_RANGE = (0.11, 0.16)
+TRAVEL_RANGE = (0.35, 0.6)
 CRF = 20
 KEYFRAME_INTERVAL = 16
 
@@ -204,10 +207,10 @@ def render_clip(
     rgb = rng.uniform(20.0, 60.0, size=3)
     rgb[COLOURS.index(colour)] = rng.uniform(200.0, 245.0)
     rgb = rgb.astype(np.float32)
-    radius = rng.uniform(0.11, 0.16) * size
+    radius = rng.uniform(*RADIUS_RANGE) * size
     extent = _shape_extent(shape, radius) + 0.5
     lo, hi = extent, size - extent  # Range of the centre that keeps the shape in frame.
-    travel = rng.uniform(0.35, 0.6) * size  # Total distance over the clip.
+    travel = rng.uniform(*TRAVEL_RANGE) * size  # Total distance over the clip.
     travel = min(travel, hi - lo)
     step = travel / max(num_frames - 1, 1)
     ux, uy = _DIRECTIONS[motion]

@@ -8,6 +8,7 @@ sharing the training tests' synthetic data folder and compilation cache (train_h
 
 import copy
 import functools
+import json
 import logging
 import time
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import train_helpers as h
 
-from actionclip_jax import evaluate, losses, optim, protocols, sharding, train, weights
+from actionclip_jax import evaluate, losses, optim, protocols, report, sharding, train, weights
 from actionclip_jax.models.actionclip import ActionCLIP
 from data_pipeline import pipeline, sources
 
@@ -212,6 +213,18 @@ def test_end_to_end_run_writes_classifier_results_and_resumes(config, tmp_path):
     assert again["objective"] == "classifier"
     for field in ("top1", "top5", "num_videos"):
         assert again[field] == written[field], field
+
+    # The ablation table: `report` sets the run beside an ActionCLIP run, objectives named.
+    other = tmp_path / "video_text_run"
+    other.mkdir()
+    (other / "eval_results.json").write_text(
+        json.dumps({**written, "objective": "video_text", "top1": 0.5})
+    )
+    header, rows = report.runs_table(report.load_runs([tmp_path, other]))
+    row = {r[0]: dict(zip(header[1:], r[1:])) for r in rows}
+    assert row["objective"][tmp_path.name] == "classifier"
+    assert row["objective"]["video_text_run"] == "video_text"
+    assert row["top-1 %"]["video_text_run"] == "50.00"
 
 
 # --------------------------------------------------------------- what a classifier cannot do
