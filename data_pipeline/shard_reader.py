@@ -69,11 +69,12 @@ def _chunk_end(begin: int, data_size: int, num_records: int) -> int:
     )
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data, pos: int) -> tuple[int, int]:
+    """A protobuf base-128 varint of `data` (bytes-like) at `pos`: `(value, position after)`."""
     result, shift = 0, 0
     while True:
         if pos >= len(data) or shift > 63:
-            raise UnsupportedLayout("malformed varint in a chunk")
+            raise ValueError(f"malformed varint at byte {pos}")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -230,8 +231,8 @@ class RecordFile:
             head = _read(file_map, data_start, min(data_size, 21))
             if head[:1] != b"\x00":
                 raise UnsupportedLayout(f"compressed chunk (type {head[:1]!r}) at {begin}")
-            sizes_size, pos = _read_varint(head, 1)
-            record_size, after = _read_varint(head, pos)
+            sizes_size, pos = read_varint(head, 1)
+            record_size, after = read_varint(head, pos)
             if after - pos != sizes_size or record_size != decoded_size:
                 raise UnsupportedLayout(f"inconsistent simple chunk at {begin}")
             if pos + sizes_size + record_size != data_size:

@@ -456,17 +456,6 @@ class EncodedFrames:
         return bytes(self._buffer[start:stop])
 
 
-def _varint(buf, pos: int) -> tuple[int, int]:
-    result, shift = 0, 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
 def _fields(buf, start: int, stop: int):
     """Protobuf wire format: yields ``(field, wire type, start, stop or value)``."""
     pos = start
@@ -475,15 +464,15 @@ def _fields(buf, start: int, stop: int):
         # (cheap for a memoryview; one read for a SplicedRecord) instead of one access per
         # byte. A field that runs past the buffer raises IndexError, as before.
         head = buf[pos : pos + 20]
-        key, i = _varint(head, 0)
+        key, i = shard_reader.read_varint(head, 0)
         field, wire = key >> 3, key & 7
         if wire == 2:  # Length-delimited: the payload's range.
-            length, i = _varint(head, i)
+            length, i = shard_reader.read_varint(head, i)
             pos += i
             yield field, wire, pos, pos + length
             pos += length
         elif wire == 0:  # Varint: its value.
-            value, i = _varint(head, i)
+            value, i = shard_reader.read_varint(head, i)
             pos += i
             yield field, wire, value, None
         elif wire == 5:
@@ -516,7 +505,7 @@ def _feature_values(buf, start: int, stop: int) -> tuple[str, list]:
             elif kind == "int64":
                 pos = a
                 while pos < b:
-                    value, pos = _varint(buf, pos)
+                    value, pos = shard_reader.read_varint(buf, pos)
                     values.append(value - (1 << 64) if value >= 1 << 63 else value)
             elif kind == "float":
                 values.extend(np.frombuffer(bytes(buf[a:b]), "<f4").tolist())
