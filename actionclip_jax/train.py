@@ -10,6 +10,7 @@ import copy
 import functools
 import signal
 import time
+import types
 from typing import Any
 
 import flax
@@ -325,18 +326,20 @@ def local_batch_size(global_batch: int, name: str) -> int:
     return global_batch // n_proc
 
 
-def create_train_state(config, mesh, steps_per_epoch: int):
-    """Model, optimiser and a sharded initial `TrainState` (imported weights where asked)."""
-    sizes, loaded = pretrained(config)
-    model = build_model(config, sizes)
-    rng = jax.random.key(config.seed)
-    init_rng, state_rng = jax.random.split(rng)
+def plan_train_state(config, mesh, steps_per_epoch: int, clip_sizes=None):
+    """Model, optimiser and the state's shapes and shardings, with nothing allocated.
 
-    def init(rng):
-        return model.init(rng, *dummy_inputs(model))["params"]
+    Returns a namespace: `model`, `tx`, `schedules`, `shardings`, `abstract` (the state as
+    `jax.ShapeDtypeStruct`s carrying their shardings, for AOT compilation), and the pure
+    functions `init()` → params and `make_state(params)` → `TrainState` that build it.
+    """
+    model = build_model(config, clip_sizes)
+    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
 
-    abstract = jax.eval_shape(init, init_rng)
-    tx, schedules = optim.make_optimizer(config.optim, abstract, steps_per_epoch)
+    def init():
+        return model.init(init_rng, *dummy_inputs(model))["params"]
+
+    tx, schedules = optim.make_optimizer(config.optim, jax.eval_shape(init), steps_per_epoch)
 
     def make_state(params):
         return TrainState(
@@ -346,18 +349,37 @@ def create_train_state(config, mesh, steps_per_epoch: int):
             rng=jax.random.key_data(state_rng),
         )
 
-    abstract_state = jax.eval_shape(make_state, abstract)
+    abstract = jax.eval_shape(lambda: make_state(init()))
     shardings = sharding.tree_shardings(
-        abstract_state, mesh, config.sharding.fsdp, config.sharding.fsdp_min_size
+        abstract, mesh, config.sharding.fsdp, config.sharding.fsdp_min_size
     )
-    params = jax.jit(init, out_shardings=shardings.params)(init_rng)
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
+    )
+    return types.SimpleNamespace(
+        model=model,
+        tx=tx,
+        schedules=schedules,
+        shardings=shardings,
+        abstract=abstract,
+        init=init,
+        make_state=make_state,
+    )
+
+
+def create_train_state(config, mesh, steps_per_epoch: int):
+    """Model, optimiser and a sharded initial `TrainState` (imported weights where asked)."""
+    sizes, loaded = pretrained(config)
+    plan = plan_train_state(config, mesh, steps_per_epoch, sizes)
+    shardings = plan.shardings
+    params = jax.jit(plan.init, out_shardings=shardings.params)()
     if loaded is not None:
         params = merge_pretrained(
             jax.device_get(params), loaded, config.init.checkpoint
         )  # host-side merge, then placed with the same shardings
         params = jax.device_put(params, shardings.params)
-    state = jax.jit(make_state, out_shardings=shardings)(params)
-    return model, tx, schedules, state, shardings
+    state = jax.jit(plan.make_state, out_shardings=shardings)(params)
+    return plan.model, plan.tx, plan.schedules, state, shardings
 
 
 def train_and_evaluate(config, workdir) -> dict:

@@ -51,7 +51,7 @@ from jax.sharding import Mesh
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from actionclip_jax import optim, prompts, sharding, train  # noqa: E402
+from actionclip_jax import prompts, sharding, train  # noqa: E402
 from configs import demo as demo_config  # noqa: E402
 from configs import k400_b16, k400_b32  # noqa: E402
 from data_pipeline import pipeline  # noqa: E402
@@ -145,31 +145,8 @@ def jit_step(config, model, tx, mesh, state_shardings):
 
 def abstract_train_state(config, mesh, steps_per_epoch: int = 1000):
     """`(model, tx, abstract state, shardings)`: `create_train_state` without allocating."""
-    model = train.build_model(config)
-    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
-
-    def init(rng):
-        return model.init(rng, *train.dummy_inputs(model))["params"]
-
-    params = jax.eval_shape(init, init_rng)
-    tx, _ = optim.make_optimizer(config.optim, params, steps_per_epoch)
-
-    def make_state(p):
-        return train.TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=p,
-            opt_state=tx.init(p),
-            rng=jax.random.key_data(state_rng),
-        )
-
-    abstract = jax.eval_shape(make_state, params)
-    shardings = sharding.tree_shardings(
-        abstract, mesh, config.sharding.fsdp, config.sharding.fsdp_min_size
-    )
-    abstract = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings
-    )
-    return model, tx, abstract, shardings
+    plan = train.plan_train_state(config, mesh, steps_per_epoch)
+    return plan.model, plan.tx, plan.abstract, plan.shardings
 
 
 def count_params(tree) -> int:
