@@ -7,6 +7,10 @@ Groups (first matching regex wins, matched against '/'-joined parameter paths):
   original has no such layer, so no ratio of its own); present only when the model has it;
 - `clip/visual/.*`: the image tower, lr × `visual_ratio` (the original's `ratio` = 1);
 - everything else (text tower, logit scale): lr.
+On top of its group's ratio, a parameter may take a multiplier from `lr_mults`, `(regex,
+multiplier)` pairs (first match wins), as big_vision's `lr_mults`: a from-scratch run can speed
+up tables such as position embeddings, which Adam otherwise moves by about lr per step whatever
+their scale. Such parameters form groups of their own, named `<group>_x<multiplier>`.
 Parameters matching `freeze` get no update. Schedule: linear warm-up from 0, then cosine to 0,
 evaluated every step (the original steps it every 10 iterations).
 """
@@ -31,16 +35,37 @@ def param_paths(params):
     )
 
 
-def group_labels(params, freeze: str = ""):
-    """The optimiser group of every parameter ('frozen' where `freeze` matches)."""
+def _check_lr_mults(lr_mults, paths):
+    for item in lr_mults:
+        if len(item) != 2 or not isinstance(item[0], str) or not float(item[1]) > 0:
+            raise ValueError(
+                f"optim.lr_mults takes (regex, multiplier > 0) pairs, got {item!r}; e.g. "
+                "(('clip/visual/positional_embedding', 30.0),)"
+            )
+        if not any(re.fullmatch(item[0], p) for p in paths):
+            raise ValueError(
+                f"optim.lr_mults regex {item[0]!r} matches no parameter; parameter paths look "
+                f"like {sorted(paths)[:3]}"
+            )
+
+
+def group_labels(params, freeze: str = "", lr_mults=()):
+    """The optimiser group of every parameter ('frozen' where `freeze` matches).
+
+    A parameter that one of `lr_mults` matches is labelled `<group>_x<multiplier>`.
+    """
     frozen = re.compile(freeze) if freeze else None
+    paths = param_paths(params)
+    _check_lr_mults(lr_mults, jax.tree.leaves(paths))
 
     def label(path):
         if frozen is not None and frozen.fullmatch(path):
             return "frozen"
-        return next(name for name, rx in GROUPS if re.fullmatch(rx, path))
+        group = next(name for name, rx in GROUPS if re.fullmatch(rx, path))
+        mult = next((float(m) for rx, m in lr_mults if re.fullmatch(rx, path)), None)
+        return group if mult is None else f"{group}_x{mult:g}"
 
-    return jax.tree.map(label, param_paths(params))
+    return jax.tree.map(label, paths)
 
 
 def lr_schedule(base_lr: float, steps_per_epoch: int, warmup_epochs: float, epochs: float):
@@ -60,15 +85,19 @@ def make_optimizer(optim_cfg, params, steps_per_epoch: int):
     """Returns `(tx, schedules)`: the optax transformation and the lr schedule per group.
 
     `schedules` has the text, visual and fusion groups, and `classifier` when a parameter falls
-    in it (a classifier has no text tower: its schedules leave out the empty text group).
+    in it (a classifier has no text tower: its schedules leave out the empty text group), and
+    one `<group>_x<multiplier>` group for each multiplier of `lr_mults` in use.
     """
-    labels = group_labels(params, optim_cfg.freeze)
+    labels = group_labels(params, optim_cfg.freeze, optim_cfg.lr_mults)
     present = set(jax.tree.leaves(group_labels(params)))
     ratios = {"text": 1.0, "visual": optim_cfg.visual_ratio, "fusion": optim_cfg.fusion_ratio}
     if "classifier" in present:
         ratios["classifier"] = optim_cfg.fusion_ratio
         if "text" not in present:
             del ratios["text"]
+    for name in set(jax.tree.leaves(labels)) - set(ratios) - {"frozen"}:
+        group, mult = name.rsplit("_x", 1)
+        ratios[name] = ratios[group] * float(mult)
     schedules = {
         name: lr_schedule(
             optim_cfg.lr * r, steps_per_epoch, optim_cfg.warmup_epochs, optim_cfg.epochs

@@ -114,6 +114,8 @@ def get_config():
     config.optim.grad_accum = 1  # micro-batches per update
     config.optim.clip_grad_norm = 0.0  # 0: off (the original does not clip)
     config.optim.freeze = ""  # regex over parameter paths, e.g. "clip/visual/.*"; "" = none
+    # (regex, multiplier) pairs: matching parameters get their group's lr × multiplier.
+    config.optim.lr_mults = ()
 
     # -------------------------------------------------------------------- evaluation protocol
     # How evaluation runs and is reported; `actionclip_jax.protocols` turns this into tasks.

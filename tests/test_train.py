@@ -262,6 +262,48 @@ def test_param_groups_visual_fusion_text_and_frozen_params_stay_unchanged(config
             assert np.all(np.asarray(x) < 0.5), path
 
 
+def test_lr_mults_scale_matching_parameters_within_their_group_and_reject_bad_regexes(config):
+    params = _abstract_params(config)
+    optim_cfg = copy.deepcopy(config.optim)
+    optim_cfg.lr, optim_cfg.warmup_epochs, optim_cfg.weight_decay = 1e-3, 0, 0.0
+    optim_cfg.visual_ratio, optim_cfg.fusion_ratio = 0.5, 10.0
+    optim_cfg.lr_mults = (
+        ("clip/visual/positional_embedding", 30.0),
+        (".*frame_position_embeddings/.*", 3.0),
+        ("clip/visual/.*embedding", 7.0),  # later pairs do not override earlier matches
+    )
+    labels = dict(
+        zip(
+            jax.tree.leaves(optim.param_paths(params)),
+            jax.tree.leaves(optim.group_labels(params, "", optim_cfg.lr_mults)),
+            strict=True,
+        )
+    )
+    assert labels["clip/visual/positional_embedding"] == "visual_x30"
+    assert labels["fusion/frame_position_embeddings/embedding"] == "fusion_x3"
+    assert labels["clip/visual/class_embedding"] == "visual_x7"
+    assert labels["clip/positional_embedding"] == "text"  # the text tower's table: no match
+    assert labels["clip/visual/conv1/kernel"] == "visual"
+
+    tx, schedules = optim.make_optimizer(optim_cfg, params, STEPS_PER_EPOCH)
+    want = {"text": 1e-3, "visual": 5e-4, "fusion": 1e-2, "visual_x30": 1.5e-2,
+            "fusion_x3": 3e-2, "visual_x7": 3.5e-3}  # fmt: skip
+    assert {g: float(s(0)) for g, s in schedules.items()} == pytest.approx(want)
+    # One Adam step from zero state with equal gradients moves each parameter by its group's lr.
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
+    grads = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), params)
+    updates, _ = jax.jit(lambda g, p: tx.update(g, tx.init(p), p))(grads, zeros)
+    for path, u in zip(jax.tree.leaves(optim.param_paths(params)), jax.tree.leaves(updates)):
+        np.testing.assert_allclose(u, -want[labels[path]], rtol=1e-5, err_msg=path)
+
+    optim_cfg.lr_mults = (("clip/visual/position_embedding", 30.0),)  # a typo: no such table
+    with pytest.raises(ValueError, match="position_embedding.*matches no parameter"):
+        optim.make_optimizer(optim_cfg, params, STEPS_PER_EPOCH)
+    optim_cfg.lr_mults = (("clip/visual/positional_embedding", -1.0),)
+    with pytest.raises(ValueError, match="multiplier > 0"):
+        optim.make_optimizer(optim_cfg, params, STEPS_PER_EPOCH)
+
+
 # ---------------------------------------------------------------------------- sharding
 
 
