@@ -13,8 +13,9 @@ Trained from scratch, a ViT learns slowly where things are and in which order fr
 choices below are what made direction learnable within the time (measurements in
 docs/benchmarks.md, "Demo accuracy"):
 - the in-network temporal shift (`frame_stage=shift`) beside the paper's `transf` head: each
-  block sees its neighbouring frames, so motion becomes a local feature like shape; with the
-  head alone (text tower also from scratch) direction stayed at chance for 1,320 steps;
+  block's patch tokens carry channels of the neighbouring frames, so motion becomes a local
+  feature like shape; with the head alone (text tower also from scratch) the model learned the
+  axis of motion but not its direction in 1,320 steps;
 - the ViT position table's lr × 30 (`optim.lr_mults`): at CLIP's init scale it is too small
   for Adam to grow within a few hundred steps;
 - 4 frames (half the cost of 8, so twice the steps), a 2-block head at the original's

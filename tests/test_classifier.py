@@ -138,6 +138,7 @@ def test_classifier_layer_has_its_own_group_at_the_fusion_ratio(config):
 
     cfg = copy.deepcopy(config.optim)
     cfg.lr, cfg.fusion_ratio, cfg.visual_ratio, cfg.warmup_epochs = 1e-4, 10.0, 0.5, 0
+    cfg.lr_mults = ()  # the demo's position-table multiplier would add a group of its own
     _, schedules = optim.make_optimizer(cfg, params, STEPS_PER_EPOCH)
     assert float(schedules["classifier"](0)) == pytest.approx(1e-3)  # lr × fusion_ratio
     assert float(schedules["visual"](0)) == pytest.approx(5e-5)
