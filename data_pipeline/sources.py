@@ -462,7 +462,7 @@ def _fields(buf, start: int, stop: int):
     while pos < stop:
         # The key and a varint after it take at most 20 bytes: one slice of the buffer
         # (cheap for a memoryview; one read for a SplicedRecord) instead of one access per
-        # byte. A field that runs past the buffer raises IndexError, as before.
+        # byte. A varint that runs past the buffer raises ValueError (`read_varint`).
         head = buf[pos : pos + 20]
         key, i = shard_reader.read_varint(head, 0)
         field, wire = key >> 3, key & 7

@@ -75,17 +75,13 @@ def _moments_and_groups(state) -> dict:
 
 def _summed_lr(basetemp, steps) -> dict:
     """Per optimiser group, the learning rates of the first `steps` steps added up."""
-    from actionclip_jax import optim, train  # pylint: disable=import-outside-toplevel
+    from actionclip_jax import sharding, train  # pylint: disable=import-outside-toplevel
 
     config = h.make_test_config(basetemp)
-    model = train.build_model(config)
-    params = jax.eval_shape(
-        lambda r: model.init(r, *train.dummy_inputs(model))["params"], jax.random.key(0)
-    )
     with open(config.data.train) as f:  # one video per line
         steps_per_epoch = len(f.read().split("\n")[:-1]) // config.data.batch_size
-    _, schedules = optim.make_optimizer(config.optim, params, steps_per_epoch)
-    return {g: sum(float(s(i)) for i in range(steps)) for g, s in schedules.items()}
+    plan = train.plan_train_state(config, sharding.make_mesh(), steps_per_epoch)
+    return {g: sum(float(s(i)) for i in range(steps)) for g, s in plan.schedules.items()}
 
 
 def _adam_noise(a, b) -> dict:
