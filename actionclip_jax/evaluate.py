@@ -13,6 +13,7 @@ trained on (`protocols.check_objective`).
 """
 
 import functools
+import gc
 
 import jax
 import jax.numpy as jnp
@@ -155,9 +156,17 @@ class Evaluator:
             strict=d.strict,
         )
         total = None
-        for batch in it:
-            out = self.step_fn(params, pipeline.to_global(batch, self.mesh), text)
-            total = out if total is None else jax.tree.map(jnp.add, total, out)
+        try:
+            for batch in it:
+                out = self.step_fn(params, pipeline.to_global(batch, self.mesh), text)
+                total = out if total is None else jax.tree.map(jnp.add, total, out)
+        finally:
+            # grain (0.2.18) keeps each worker's last batch, in shared memory, alive in a
+            # reference cycle of the finished iterator; unless collected now it stays until
+            # exit, where Python warns of "leaked shared_memory objects".
+            it.close()
+            del it
+            gc.collect()
         sums = jax.device_get(total)
         results = summarize(sums)
         results.update(

@@ -8,6 +8,7 @@ metrics. The same code runs on one CPU, a GPU and every host of a TPU pod slice.
 
 import copy
 import functools
+import gc
 import signal
 import time
 import types
@@ -505,8 +506,15 @@ def train_and_evaluate(config, workdir) -> dict:
                 break
     finally:
         preemption.restore()
-        ckpt.close()
-        writer.close()
+        try:
+            ckpt.close()  # waits for the last async save, which holds the iterator's state
+            writer.close()
+        finally:
+            # Stops grain's workers now. The batches they sent live in shared memory, freed when
+            # collected; uncollected at exit, Python warns of "leaked shared_memory objects".
+            train_iter.close()
+            batch = None
+            gc.collect()
     return results
 
 

@@ -3,7 +3,7 @@ r"""The embedded default: a small ActionCLIP trained from scratch on synthetic m
   python -m actionclip_jax.main --config=configs/demo.py --workdir=/tmp/actionclip_demo
 
 The library generates the data once (real H.264 clips of coloured shapes moving left, right,
-up or down; labels such as "a red circle moving left") and caches it. Classes that differ only
+up or down; labels such as "a red ring moving left") and caches it. Classes that differ only
 in the direction of motion need temporal modelling: compare plain frame averaging,
 `--config.model.head=meanP --config.model.frame_stage=none`. Some colour-shape-motion
 combinations never appear in training; the run also reports accuracy on them. Runs on a laptop
@@ -20,6 +20,9 @@ docs/benchmarks.md, "Demo accuracy"):
   for Adam to grow within a few hundred steps;
 - 4 frames (half the cost of 8, so twice the steps), a 2-block head at the original's
   10× head lr (`fusion_ratio`).
+The data set's shapes are a ring, a square and a triangle (data_pipeline/synthetic.py): with a
+filled circle instead of the ring this config ended at 77.8 % top-1, nearly every error a circle
+taken for a square of the same colour and direction.
 """
 
 from configs import base
@@ -59,9 +62,9 @@ def get_config():
     config.optim.fusion_ratio = 10.0
     config.optim.lr_mults = (("clip/visual/positional_embedding", 30.0),)
     config.optim.weight_decay = 0.05
-    config.optim.epochs = 45  # 990 steps: what fits in 10 minutes with generation and evaluation
+    config.optim.epochs = 36  # 792 steps, about 7 minutes here with generation and evaluation
     config.optim.warmup_epochs = 2
     config.checkpoint.every_steps = 200
     config.log_every_steps = 20
-    config.eval_every_epochs = 15
+    config.eval_every_epochs = 12
     return config

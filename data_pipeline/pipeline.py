@@ -6,6 +6,10 @@ Training::
       -> [start_position:][process_index::process_count] -> map(load + host augmentation)
       -> to_iter_dataset -> batch(drop_remainder=True) -> mp_prefetch(worker processes)
 
+Evaluation::
+
+    MapDataset.range(padded N) -> map(load views) -> batch -> to_iter_dataset -> mp_prefetch
+
 * Epochs: ``shuffle`` before an infinite ``repeat``; grain folds the epoch number into
   the shuffle seed, so every epoch has its own order and epochs never mix. The iterator
   never ends: the training loop counts steps.
@@ -17,12 +21,11 @@ Training::
   ``np.random.default_rng([seed, g])`` with g the sample's position in the global
   stream (which fixes the epoch and the video). So a sample's clip does not depend on
   the process count, the worker count or on having been resumed. Batch composition is
-  fixed for a given (process count, worker count): grain's ``mp_prefetch`` hands whole
-  batches to workers.
-
-Evaluation: process p takes videos ``p, p + P, ...`` in list order; every process yields
-the same number of batches, the last ones padded with ``mask = False`` rows, so that every
-video is counted exactly once globally.
+  fixed for a given (process count, worker count): with W worker processes, worker w
+  batches positions w, w + W, ... of its process's samples.
+* Evaluation: process p takes videos ``p, p + P, ...`` in list order; every process yields
+  the same number of full batches, the last ones padded with ``mask = False`` rows, so that
+  every video is counted exactly once globally. Workers get whole batches.
 
 Batches are per-process (local) numpy dicts::
 
@@ -280,17 +283,33 @@ def _finish(
     ds: grain.MapDataset,
     batch_size: int,
     *,
-    drop_remainder: bool,
+    whole_batches: bool,
     worker_count: int,
     worker_buffer_size: int,
     read_threads: int,
 ) -> grain.IterDataset:
+    """Batches ``ds`` and spreads the work over ``worker_count`` processes.
+
+    ``mp_prefetch`` gives worker w every W-th element of the iterable it slices.
+    ``whole_batches=False`` (training, an endless stream): the elements are samples, each
+    worker batches its own, with the remainder dropped, so batches are full and their
+    composition depends on W. ``whole_batches=True`` (evaluation, a finite list padded to
+    whole batches): batches are formed first and handed out whole, so every batch is full
+    and the same for any W; batching each worker's samples there would leave ragged
+    batches (e.g. 4 + 4 of 8 padded slots with two workers) that cannot be split evenly
+    over the devices.
+    """
     # grain's default read-ahead is 500 elements, i.e. gigabytes of decoded clips: one
     # batch of look-ahead per process keeps the decoder busy.
-    read_options = grain.ReadOptions(
-        num_threads=read_threads, prefetch_buffer_size=max(1, batch_size)
-    )
-    it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=drop_remainder)
+    if whole_batches:
+        ds = ds.batch(batch_size, drop_remainder=False)
+        prefetch = 1
+    else:
+        prefetch = batch_size
+    read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)
+    it = ds.to_iter_dataset(read_options)
+    if not whole_batches:
+        it = it.batch(batch_size, drop_remainder=True)
     if worker_count > 0:
         it = it.mp_prefetch(
             grain.MultiprocessingOptions(
@@ -393,7 +412,7 @@ def train_dataset(
     return _finish(
         ds,
         batch_size,
-        drop_remainder=True,
+        whole_batches=False,
         worker_count=worker_count,
         worker_buffer_size=worker_buffer_size,
         read_threads=read_threads,
@@ -502,7 +521,7 @@ def eval_dataset(
     return _finish(
         ds,
         batch_size,
-        drop_remainder=False,
+        whole_batches=True,
         worker_count=worker_count,
         worker_buffer_size=worker_buffer_size,
         read_threads=read_threads,

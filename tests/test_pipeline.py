@@ -367,6 +367,32 @@ def test_eval_counts_every_readable_video_once_across_processes(bad_data):
     assert sorted(i for i, _, _ in seen if i >= 0) == list(range(n))
 
 
+def test_eval_batches_are_full_and_the_same_with_worker_processes(data):
+    # Workers get whole batches: with two or three workers the 6 videos + 2 padding rows
+    # still come as two batches of 4 (split per worker they would be 3 + 3 + 1 + 1, ragged
+    # batches that a mesh of 4 or 8 devices cannot shard).
+    def batches(workers):
+        iterator = pipeline.make_eval_iterator(
+            str(data / "train.txt"),
+            root=data,
+            batch_size=4,
+            num_frames=T,
+            input_size=S,
+            process_index=0,
+            process_count=1,
+            worker_count=workers,
+        )
+        try:
+            return list(iterator)
+        finally:
+            iterator.close()
+
+    reference = batches(0)
+    assert [b["index"].tolist() for b in reference] == [[0, 1, 2, 3], [4, 5, -1, -1]]
+    for workers in (2, 3):
+        _assert_batches_equal(batches(workers), reference)
+
+
 # --- to_global --------------------------------------------------------------------------
 
 
