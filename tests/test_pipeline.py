@@ -45,6 +45,24 @@ def _train(data, **kwargs):
     return pipeline.make_train_iterator(str(data / "train.txt"), **args)
 
 
+def _eval(data, **kwargs):
+    """Every batch of one evaluation pass over the six videos, batches of 4, one process."""
+    args = {
+        "root": data,
+        "batch_size": 4,
+        "num_frames": T,
+        "input_size": S,
+        "process_index": 0,
+        "process_count": 1,
+    }
+    args.update(kwargs)
+    iterator = pipeline.make_eval_iterator(str(data / "train.txt"), **args)
+    try:
+        return list(iterator)
+    finally:
+        iterator.close()
+
+
 def _take(iterator, n):
     return [next(iterator) for _ in range(n)]
 
@@ -304,19 +322,7 @@ def test_only_unreadable_data_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("num_clips, num_crops", [(2, 3), (1, 1)])
 def test_eval_views_follow_the_test_recipe(data, num_clips, num_crops):
-    batches = list(
-        pipeline.make_eval_iterator(
-            str(data / "train.txt"),
-            root=data,
-            batch_size=4,
-            num_frames=T,
-            num_clips=num_clips,
-            num_crops=num_crops,
-            input_size=S,
-            process_index=0,
-            process_count=1,
-        )
-    )
+    batches = _eval(data, num_clips=num_clips, num_crops=num_crops)
     assert len(batches) == 2 == pipeline.eval_num_batches(NUM_GOOD, 4, 1)
     views = num_clips * num_crops
     index = np.concatenate([b["index"] for b in batches])
@@ -371,26 +377,10 @@ def test_eval_batches_are_full_and_the_same_with_worker_processes(data):
     # Workers get whole batches: with two or three workers the 6 videos + 2 padding rows
     # still come as two batches of 4 (split per worker they would be 3 + 3 + 1 + 1, ragged
     # batches that a mesh of 4 or 8 devices cannot shard).
-    def batches(workers):
-        iterator = pipeline.make_eval_iterator(
-            str(data / "train.txt"),
-            root=data,
-            batch_size=4,
-            num_frames=T,
-            input_size=S,
-            process_index=0,
-            process_count=1,
-            worker_count=workers,
-        )
-        try:
-            return list(iterator)
-        finally:
-            iterator.close()
-
-    reference = batches(0)
+    reference = _eval(data)
     assert [b["index"].tolist() for b in reference] == [[0, 1, 2, 3], [4, 5, -1, -1]]
     for workers in (2, 3):
-        _assert_batches_equal(batches(workers), reference)
+        _assert_batches_equal(_eval(data, worker_count=workers), reference)
 
 
 # --- to_global --------------------------------------------------------------------------
