@@ -299,13 +299,14 @@ def _finish(
     batches (e.g. 4 + 4 of 8 padded slots with two workers) that cannot be split evenly
     over the devices.
     """
-    # grain's default read-ahead is 500 elements, i.e. gigabytes of decoded clips: one
-    # batch of look-ahead per process keeps the decoder busy.
+    # grain's default read-ahead is 500 elements, i.e. gigabytes of decoded clips. Enough
+    # look-ahead for every read thread to have work: one batch of samples, or one whole
+    # batch per thread.
     if whole_batches:
         ds = ds.batch(batch_size, drop_remainder=False)
-        prefetch = 1
+        prefetch = max(1, read_threads)
     else:
-        prefetch = batch_size
+        prefetch = max(1, batch_size)
     read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)
     it = ds.to_iter_dataset(read_options)
     if not whole_batches:
@@ -475,7 +476,8 @@ def eval_dataset(
       process_count: Number of processes (``jax.process_count()`` if None).
       worker_count: grain worker processes.
       worker_buffer_size: Batches each worker prepares ahead.
-      read_threads: Decoding threads per process (worker).
+      read_threads: Threads per process (worker), each reading whole batches (this many
+        batches are read ahead).
       strict: Fail on the first unreadable video.
       max_replacements: See `train_dataset`.
       root: Folder that relative list-file paths are relative to.
