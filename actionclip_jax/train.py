@@ -510,10 +510,9 @@ def train_and_evaluate(config, workdir) -> dict:
             ckpt.close()  # waits for the last async save, which holds the iterator's state
             writer.close()
         finally:
-            # Stops grain's workers now. The batches they sent live in shared memory, freed when
-            # collected; uncollected at exit, Python warns of "leaked shared_memory objects".
+            # Frees the workers' shared memory (data_pipeline.pipeline's docstring).
             train_iter.close()
-            batch = None
+            batch = train_iter = None
             gc.collect()
     return results
 

@@ -35,6 +35,12 @@ Batches are per-process (local) numpy dicts::
     mask   bool  [b]   True for rows that count (eval padding and unreadable videos: False)
     bad    int32 [b]   1 where the requested video was unreadable and replaced
 
+Worker processes hand batches over in shared memory, which is freed when the arrays are
+garbage collected; a finished grain (0.2.18) iterator keeps each worker's last batch alive
+in a reference cycle. So callers ``close()`` an iterator, drop their references to it and to
+its batches, and ``gc.collect()``; otherwise that memory stays until exit, where Python's
+resource tracker warns of "leaked shared_memory objects".
+
 Photometric augmentation and normalisation are not done here: they run on the device
 (``actionclip_jax.augment``) so that uint8 crosses to the device. `to_global` turns local
 batches into global ``jax.Array`` s.

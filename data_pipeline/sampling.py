@@ -10,6 +10,7 @@ The original returns 1-based indices because its JPEG files start at ``img_00001
 here the +1 lives in the frame-folder reader (``data_pipeline.video.read_frame_folder``,
 ``index_bias=1``), so the same indices also address decoded video frames directly.
 """
+
 from __future__ import annotations
 
 import operator
