@@ -161,11 +161,11 @@ def _shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.
 
     Areas are 2.2 r² (triangle), 3.2 r² (square) and 4.0 r² (ring), and r is drawn per clip
     from `RADIUS_RANGE`, which spans a factor of 2.1 in area: size alone does not tell the
-    shape. A ring rather than a filled circle: at the model's 32x32
-    input a disc and a square of equal area differ by about a pixel at the corners, and the
-    demo's small ViT trained from scratch told them apart no better than chance after 800
-    steps of a supervised single-frame probe; ring, square and triangle were all told apart
-    after 600 (docs/benchmarks.md, "Demo accuracy").
+    shape. A ring rather than a filled circle: at the model's 32x32 input a disc and a
+    square of equal area differ by about a pixel at the corners, and the demo's small ViT,
+    trained from scratch as a single-frame shape classifier, still got only 44 % of discs
+    and 76 % of squares right after 800 steps; a ring, a square and a triangle it told
+    apart without error after 600 (docs/benchmarks.md, "Demo accuracy").
     """
     if shape == "ring":  # Centre line at 1.05 * radius, 0.6 * radius wide.
         return np.abs(np.sqrt(dx * dx + dy * dy) - 1.05 * radius) - 0.3 * radius
