@@ -13,7 +13,6 @@ trained on (`protocols.check_objective`).
 """
 
 import functools
-import gc
 
 import jax
 import jax.numpy as jnp
@@ -163,7 +162,7 @@ class Evaluator:
         finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
             it.close()
             batch = it = None
-            gc.collect()
+            pipeline.release_shared_memory()
         sums = jax.device_get(total)
         results = summarize(sums)
         results.update(

@@ -8,7 +8,6 @@ metrics. The same code runs on one CPU, a GPU and every host of a TPU pod slice.
 
 import copy
 import functools
-import gc
 import signal
 import time
 import types
@@ -513,7 +512,7 @@ def train_and_evaluate(config, workdir) -> dict:
             # Frees the workers' shared memory (data_pipeline.pipeline's docstring).
             train_iter.close()
             batch = train_iter = None
-            gc.collect()
+            pipeline.release_shared_memory()
     return results
 
 

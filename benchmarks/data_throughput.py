@@ -37,7 +37,6 @@ default backend.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
@@ -296,7 +295,7 @@ def measure_grain_train(data: str, root: str, workers: int, seconds: float) -> t
     finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
         iterator.close()
         iterator = None
-        gc.collect()
+        pipeline.release_shared_memory()
     return rate, startup
 
 
@@ -338,7 +337,7 @@ def measure_grain_eval(data: str, root: str, workers: int, seconds: float) -> fl
     finally:
         iterator.close()
         batch = iterator = None
-        gc.collect()
+        pipeline.release_shared_memory()
 
 
 def measure_photometric() -> dict:

@@ -35,11 +35,11 @@ Batches are per-process (local) numpy dicts::
     mask   bool  [b]   True for rows that count (eval padding and unreadable videos: False)
     bad    int32 [b]   1 where the requested video was unreadable and replaced
 
-Worker processes hand batches over in shared memory, which is freed when the arrays are
-garbage collected; a finished grain (0.2.18) iterator keeps each worker's last batch alive
-in a reference cycle. So callers ``close()`` an iterator, drop their references to it and to
-its batches, and ``gc.collect()``; otherwise that memory stays until exit, where Python's
-resource tracker warns of "leaked shared_memory objects".
+Worker processes hand batches over in shared memory, freed when the arrays are garbage
+collected; a finished grain (0.2.18) iterator keeps each worker's last batch alive in a
+reference cycle. So callers ``close()`` an iterator, drop their references to it and to its
+batches, and call `release_shared_memory`; otherwise that memory stays until exit, where
+Python's resource tracker warns of "leaked shared_memory objects".
 
 Photometric augmentation and normalisation are not done here: they run on the device
 (``actionclip_jax.augment``) so that uint8 crosses to the device. `to_global` turns local
@@ -54,6 +54,7 @@ first unreadable sample raises `BadSampleError` instead.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -539,6 +540,23 @@ def eval_dataset(
 def make_eval_iterator(data: Any, **kwargs) -> grain.DatasetIterator:
     """``iter(eval_dataset(data, **kwargs))``."""
     return iter(eval_dataset(data, **kwargs))
+
+
+def release_shared_memory() -> None:
+    """Frees the shared memory of batches no longer referenced, and waits until it is freed.
+
+    `gc.collect` finds batches held only by garbage cycles (a closed iterator's last
+    batches); grain then unlinks their shared memory on a background thread, which a process
+    about to exit may never let run, so this waits for it.
+    """
+    gc.collect()
+    # grain 0.2.18 (pinned) queues the unlinking on a single-thread pool (private API,
+    # hence the guard): a no-op task returns once every earlier one has run.
+    from grain._src.python.ipc import shared_memory_array  # pylint: disable=import-outside-toplevel
+
+    pool = getattr(shared_memory_array.SharedMemoryArray, "_del_thread_pool", None)
+    if pool is not None:
+        pool.apply(int)
 
 
 def to_global(batch: Batch, mesh, spec=None):
