@@ -31,31 +31,18 @@ def data(tmp_path_factory):
     return root
 
 
+# One process reading the six videos of `data` at the test's clip size.
+_ONE_PROCESS = {"num_frames": T, "input_size": S, "process_index": 0, "process_count": 1}
+
+
 def _train(data, **kwargs):
-    args = {
-        "root": data,
-        "batch_size": 3,
-        "num_frames": T,
-        "input_size": S,
-        "seed": 7,
-        "process_index": 0,
-        "process_count": 1,
-    }
-    args.update(kwargs)
+    args = {"root": data, "batch_size": 3, "seed": 7, **_ONE_PROCESS, **kwargs}
     return pipeline.make_train_iterator(str(data / "train.txt"), **args)
 
 
 def _eval(data, **kwargs):
     """Every batch of one evaluation pass over the six videos, batches of 4, one process."""
-    args = {
-        "root": data,
-        "batch_size": 4,
-        "num_frames": T,
-        "input_size": S,
-        "process_index": 0,
-        "process_count": 1,
-    }
-    args.update(kwargs)
+    args = {"root": data, "batch_size": 4, **_ONE_PROCESS, **kwargs}
     iterator = pipeline.make_eval_iterator(str(data / "train.txt"), **args)
     try:
         return list(iterator)
