@@ -327,3 +327,36 @@ def normalize(video: jax.Array) -> jax.Array:
 def preprocess_uint8(video: jax.Array) -> jax.Array:
     """The eval path: uint8 ``[..., 3]`` to float32 ``/ 255``, then `normalize`."""
     return normalize(jnp.asarray(video).astype(jnp.float32) / 255.0)
+
+
+# ---------------------------------------------------------------------------------------
+# The train step's input
+# ---------------------------------------------------------------------------------------
+
+
+def per_sample_keys(key: jax.Array, index: jax.Array) -> jax.Array:
+    """One key per sample, folded from its dataset index: a sample's draws do not depend on
+    where it sits in the global batch, so any process or device layout sees the same ones."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, index)
+
+
+def train_video(
+    video: jax.Array,
+    keys: jax.Array,
+    *,
+    p_jitter: float,
+    p_gray: float,
+    per_frame_jitter: bool,
+    dtype=jnp.float32,
+) -> jax.Array:
+    """Photometric augmentation (one key per clip, `per_sample_keys`) and CLIP normalisation
+    of uint8 ``[B, T, S, S, 3]``, cast to the compute ``dtype``."""
+    if p_jitter == 0 and p_gray == 0:  # nothing to draw: skip compiling it
+        return preprocess_uint8(video).astype(dtype)
+
+    def one(clip, key):
+        return photometric_augment(
+            clip[None], key, p_jitter=p_jitter, p_gray=p_gray, per_frame_jitter=per_frame_jitter
+        )[0]
+
+    return normalize(jax.vmap(one)(video, keys)).astype(dtype)

@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 from absl import logging
+from clu import parameter_overview
 from etils import epath
 
 
@@ -29,6 +30,14 @@ def quiet_library_logs():
     handler = logging.get_absl_handler()
     if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
         handler.addFilter(_QuietLibraries())
+
+
+def log_parameter_overview(params) -> None:
+    """Logs a table of the parameters (path, shape, size) and their total, on process 0."""
+    if jax.process_index() == 0:
+        logging.info(
+            "parameters:\n%s", parameter_overview.get_parameter_overview(params, include_stats=False)
+        )
 
 
 class MetricWriter:

@@ -6,15 +6,20 @@ r"""Trains and evaluates ActionCLIP as a config describes.
       --config.mode=eval --config.init.checkpoint=vit-b-16-8f.pt
 
 This file only parses flags; the logic lives in `train.py` and `evaluate.py`, which import and
-test like any library (and run from Colab). On a multi-host TPU slice, run the same command on
+test like any library (and run from Colab). Both turn the config into a run plan first
+(`plan.py`), which checks it before anything heavy starts. On a multi-host TPU slice, run the same command on
 every host: `jax.distributed.initialize()` finds the others.
 """
+
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from actionclip_jax import evaluate, logs, train
+from actionclip_jax import checkpointing, evaluate, logs, train, weights
+from actionclip_jax import plan as plan_lib
+from data_pipeline import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results (or gs://...).")
@@ -22,6 +27,16 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", None, "Call jax.distributed.initialize() (default: when on a TPU pod slice)."
 )
 flags.mark_flags_as_required(["config", "workdir"])
+
+# Errors that mean "the input is wrong" (a config value, a missing or damaged file): the user
+# gets their message as the last line of the output, not a traceback.
+USER_ERRORS = (
+    plan_lib.ConfigError,
+    FileNotFoundError,
+    weights.CheckpointError,
+    checkpointing.CheckpointFormatError,
+    pipeline.BadSampleError,
+)
 
 
 def main(argv):
@@ -33,12 +48,14 @@ def main(argv):
     logs.quiet_library_logs()
     logging.info("devices: %d (%d per process), processes: %d", jax.device_count(),
                  jax.local_device_count(), jax.process_count())  # fmt: skip
-    if config.mode == "train":
-        train.train_and_evaluate(config, _WORKDIR.value)
-    elif config.mode == "eval":
-        evaluate.run(config, _WORKDIR.value)
-    else:
-        raise app.UsageError(f"config.mode must be train or eval, got {config.mode!r}")
+    run = {"train": train.train_and_evaluate, "eval": evaluate.evaluate}.get(config.mode)
+    if run is None:
+        raise app.UsageError(f"config field mode must be train or eval, got {config.mode!r}")
+    try:
+        run(config, _WORKDIR.value)
+    except USER_ERRORS as err:
+        logging.error("%s: %s", type(err).__name__, err)
+        sys.exit(f"actionclip_jax: error: {err}")
 
 
 if __name__ == "__main__":

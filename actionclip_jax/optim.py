@@ -1,12 +1,11 @@
-"""The original recipe's optimiser: AdamW with three learning-rate groups chosen by regex.
+"""The original recipe's optimiser: AdamW with learning-rate groups chosen by regex.
 
-Groups (first matching regex wins, matched against '/'-joined parameter paths):
+Groups (first matching regex wins, matched against '/'-joined parameter paths): first those the
+objective adds (`Objective.param_groups`, e.g. the unimodal baseline's linear layer), then
 - `fusion/.*`: the temporal head, lr × `fusion_ratio` (the original's `f_ratio` = 10);
-- `classifier/.*`: the unimodal baseline's linear layer (`model.objective=classifier`), also
-  lr × `fusion_ratio`: like the temporal head it is a new layer on top of pretrained towers (the
-  original has no such layer, so no ratio of its own); present only when the model has it;
 - `clip/visual/.*`: the image tower, lr × `visual_ratio` (the original's `ratio` = 1);
-- everything else (text tower, logit scale): lr.
+- everything else (text tower, logit scale): lr; this group is left out when nothing falls in it
+  (a model without text tower).
 On top of its group's ratio, a parameter may take a multiplier from `lr_mults`, `(regex,
 multiplier)` pairs (first match wins), as big_vision's `lr_mults`: a from-scratch run can speed
 up tables such as position embeddings, which Adam otherwise moves by about lr per step whatever
@@ -22,7 +21,6 @@ import optax
 
 GROUPS = (
     ("fusion", r"fusion/.*"),
-    ("classifier", r"classifier/.*"),
     ("visual", r"clip/visual/.*"),
     ("text", r".*"),
 )
@@ -49,19 +47,21 @@ def _check_lr_mults(lr_mults, paths):
             )
 
 
-def group_labels(params, freeze: str = "", lr_mults=()):
+def group_labels(params, freeze: str = "", lr_mults=(), extra_groups=()):
     """The optimiser group of every parameter ('frozen' where `freeze` matches).
 
-    A parameter that one of `lr_mults` matches is labelled `<group>_x<multiplier>`.
+    `extra_groups` are `(name, regex, ratio)` rules tried before `GROUPS`. A parameter that one
+    of `lr_mults` matches is labelled `<group>_x<multiplier>`.
     """
     frozen = re.compile(freeze) if freeze else None
     paths = param_paths(params)
     _check_lr_mults(lr_mults, jax.tree.leaves(paths))
+    groups = [(name, rx) for name, rx, _ in extra_groups] + list(GROUPS)
 
     def label(path):
         if frozen is not None and frozen.fullmatch(path):
             return "frozen"
-        group = next(name for name, rx in GROUPS if re.fullmatch(rx, path))
+        group = next(name for name, rx in groups if re.fullmatch(rx, path))
         mult = next((float(m) for rx, m in lr_mults if re.fullmatch(rx, path)), None)
         return group if mult is None else f"{group}_x{mult:g}"
 
@@ -81,20 +81,19 @@ def lr_schedule(base_lr: float, steps_per_epoch: int, warmup_epochs: float, epoc
     )
 
 
-def make_optimizer(optim_cfg, params, steps_per_epoch: int):
+def make_optimizer(optim_cfg, params, steps_per_epoch: int, extra_groups=()):
     """Returns `(tx, schedules)`: the optax transformation and the lr schedule per group.
 
-    `schedules` has the text, visual and fusion groups, and `classifier` when a parameter falls
-    in it (a classifier has no text tower: its schedules leave out the empty text group), and
-    one `<group>_x<multiplier>` group for each multiplier of `lr_mults` in use.
+    `schedules` has the visual and fusion groups, the text group unless it is empty, each of
+    `extra_groups` (`(name, regex, lr ratio)`) that holds a parameter, and one
+    `<group>_x<multiplier>` group for each multiplier of `lr_mults` in use.
     """
-    labels = group_labels(params, optim_cfg.freeze, optim_cfg.lr_mults)
-    present = set(jax.tree.leaves(group_labels(params)))
-    ratios = {"text": 1.0, "visual": optim_cfg.visual_ratio, "fusion": optim_cfg.fusion_ratio}
-    if "classifier" in present:
-        ratios["classifier"] = optim_cfg.fusion_ratio
-        if "text" not in present:
-            del ratios["text"]
+    labels = group_labels(params, optim_cfg.freeze, optim_cfg.lr_mults, extra_groups)
+    present = set(jax.tree.leaves(group_labels(params, extra_groups=extra_groups)))
+    ratios = {name: float(r) for name, _, r in extra_groups if name in present}
+    ratios.update(text=1.0, visual=optim_cfg.visual_ratio, fusion=optim_cfg.fusion_ratio)
+    if "text" not in present:
+        del ratios["text"]
     for name in set(jax.tree.leaves(labels)) - set(ratios) - {"frozen"}:
         group, mult = name.rsplit("_x", 1)
         ratios[name] = ratios[group] * float(mult)

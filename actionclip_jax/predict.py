@@ -19,7 +19,7 @@ from absl import app, flags
 from etils import epath
 
 from actionclip_jax import augment, prompts, scoring
-from actionclip_jax.models.clip import l2_normalize
+from actionclip_jax.objectives import video_text
 from actionclip_jax.weights import load_actionclip
 from data_pipeline import labels as label_files
 from data_pipeline import sampling, transforms, video as video_io
@@ -51,13 +51,12 @@ def test_frames(path, num_frames: int, input_size: int) -> np.ndarray:
 
 
 def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATES):
-    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8."""
-    video = augment.preprocess_uint8(frames_uint8[None])  # [1, T, S, S, 3]
-    encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video))
-    v = l2_normalize(encode(params, video))
-    table = prompts.prompt_tokens(class_names, templates, model.clip_sizes["context_length"])
-    text = scoring.encode_class_texts(model, params, table)
-    return np.asarray(scoring.class_probs(v, text))[0]
+    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8, scored as evaluation does."""
+    objective = video_text.bundle(model, templates)
+    video = augment.preprocess_uint8(frames_uint8[None]).astype(model.dtype)  # [1, T, S, S, 3]
+    text = objective.classes_fn(params, objective.class_info(class_names))  # [K, C, E]
+    logits = jax.jit(objective.predict_fn)(params, video, text)  # [1, K, C]
+    return np.asarray(scoring.view_scores(logits[:, None]))[0]  # one view
 
 
 def rank(class_names, probs):

@@ -34,17 +34,18 @@ def prompt_tokens(class_names, templates=TEMPLATES, context_length: int = 77) ->
     return tokenize(texts, context_length).reshape(len(templates), len(class_names), -1)
 
 
-def sample_prompt_tokens(key, table, labels):
+def sample_prompt_tokens(keys, table, labels):
     """Training text: one template per sample, uniformly, as the original's `randint(16, size=B)`.
 
     Args:
-      key: a `jax.random` key (fold in the step for a fresh draw each step).
+      keys: `[B]` `jax.random` keys, one per sample (`augment.per_sample_keys` of the step's key
+        and the samples' dataset indices: the draw does not depend on batch position).
       table: `[K, C, L]` from `prompt_tokens`.
       labels: `[B]` class ids.
     Returns:
       `[B, L]` tokens of sample b's class under its drawn template.
     """
-    template = jax.random.randint(key, labels.shape, 0, table.shape[0])
+    template = jax.vmap(lambda k: jax.random.randint(k, (), 0, table.shape[0]))(keys)  # [B]
     return table[template, labels]
 
 

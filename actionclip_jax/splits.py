@@ -36,9 +36,9 @@ import os
 from absl import app, flags
 from etils import epath
 
-from actionclip_jax import protocols
 from data_pipeline import labels as label_files
 from data_pipeline import sources
+from data_pipeline import splits as split_lists
 
 FLAGS = flags.FLAGS
 
@@ -93,7 +93,7 @@ def labels_csv(names) -> str:
 def read_renames(spec: str) -> dict[str, str]:
     """`k400_to_k600` (the built-in table), `none`, or a CSV file with rows `old,new`."""
     if spec == "k400_to_k600":
-        return dict(protocols.RENAMES_K400_TO_K600)
+        return dict(split_lists.RENAMES_K400_TO_K600)
     if spec in ("", "none"):
         return {}
     rows = list(csv.reader(io.StringIO(epath.Path(spec).read_text())))
@@ -121,8 +121,8 @@ def derive_zero_shot(
     """Writes the zero-shot split files (see the module docstring); returns the report."""
     old_names = label_files.read_labels(old)
     new_names = label_files.read_labels(new)
-    fresh, report = protocols.new_classes(old_names, new_names, read_renames(renames))
-    splits = protocols.draw_class_splits(fresh, num_splits, classes_per_split, seed)
+    fresh, report = split_lists.new_classes(old_names, new_names, read_renames(renames))
+    splits = split_lists.draw_class_splits(fresh, num_splits, classes_per_split, seed)
     out = epath.Path(output)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "new_classes.csv", labels_csv(fresh), overwrite)
@@ -134,9 +134,9 @@ def derive_zero_shot(
     )  # fmt: skip
     if list_file:
         records, line_numbers = sources.parse_list_file(
-            protocols.resolve_list(list_file), num_classes=len(new_names)
+            split_lists.resolve_list(list_file), num_classes=len(new_names)
         )
-        lines = epath.Path(protocols.resolve_list(list_file)).read_text().splitlines()
+        lines = epath.Path(split_lists.resolve_list(list_file)).read_text().splitlines()
         report["list"] = str(list_file)
         report["list_videos_per_split"] = []
         for i, names in enumerate(splits, start=1):
@@ -163,8 +163,8 @@ def few_shot(
 ) -> list[str]:
     """Writes a K-shot list and its provenance `output + ".json"`; returns the lines."""
     num_classes = len(label_files.read_labels(labels))
-    lines = protocols.draw_few_shot(list_file, k, seed, num_classes, allow_fewer=allow_fewer)
-    source = epath.Path(protocols.resolve_list(list_file))
+    lines = split_lists.draw_few_shot(list_file, k, seed, num_classes, allow_fewer=allow_fewer)
+    source = epath.Path(split_lists.resolve_list(list_file))
     out = epath.Path(output)
     if out.parent:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
-from actionclip_jax.models.actionclip import ActionCLIP
+from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import CLIP
 
 META_FILE = "actionclip_jax.json"
@@ -293,14 +293,6 @@ def clip_dummy_inputs(sizes: Mapping[str, int], num_images: int = 1):
     )
 
 
-def video_dummy_inputs(sizes: Mapping[str, int], num_frames: int):
-    r = sizes["image_resolution"]
-    return (
-        jax.ShapeDtypeStruct((1, num_frames, r, r, 3), jnp.float32),
-        jax.ShapeDtypeStruct((1, sizes["context_length"]), jnp.int32),
-    )
-
-
 def clip_params_from_state_dict(sd, source="checkpoint"):
     """Returns `(sizes, params)` for a CLIP ViT state dict (keys as in OpenAI's, fp16 or fp32)."""
     if "visual.time_embedding" in sd:
@@ -395,17 +387,7 @@ def resolve_video_config(inferred: dict, num_frames: int, source="checkpoint", *
 
 
 def build_actionclip(sizes, video: Mapping, dtype=jnp.float32, remat: bool = False):
-    return ActionCLIP(
-        clip_sizes=dict(sizes),
-        num_frames=video["num_frames"],
-        frame_stage=video["frame_stage"],
-        head=video["head"],
-        position_rows=video["position_rows"],
-        conv1d_original=video["conv1d_original"],
-        head_layers=video.get("head_layers", 6),
-        remat=remat,
-        dtype=dtype,
-    )
+    return actionclip.build({"clip": sizes, "video": video}, dtype=dtype, remat=remat)
 
 
 def actionclip_params_from_checkpoint(ckpt, num_frames, source="checkpoint", **overrides):
@@ -419,8 +401,7 @@ def actionclip_params_from_checkpoint(ckpt, num_frames, source="checkpoint", **o
         # The original creates this table for every head but only Transf reads it.
         fusion_sd.pop("frame_position_embeddings.weight", None)
     sizes = clip_sizes(clip_sd, source)
-    model = build_actionclip(sizes, video)
-    expected = abstract_params(model, *video_dummy_inputs(sizes, num_frames))
+    expected = actionclip.abstract_params(build_actionclip(sizes, video))
     sd = {f"clip.{k}": v for k, v in clip_sd.items()}
     sd.update({f"fusion.{k}": v for k, v in fusion_sd.items()})
     return sizes, video, state_dict_to_params(sd, expected, source)
@@ -493,8 +474,7 @@ def _load_converted_actionclip(path, num_frames):
     video = resolve_video_config(
         {**stored, "num_frames": fixed}, num_frames or stored["num_frames"], str(path)
     )
-    model = build_actionclip(sizes, video)
-    expected = abstract_params(model, *video_dummy_inputs(sizes, video["num_frames"]))
+    expected = actionclip.abstract_params(build_actionclip(sizes, video))
     return sizes, video, restore_converted_params(path, expected)
 
 

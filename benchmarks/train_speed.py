@@ -38,7 +38,6 @@ gives the FLOPs of one step per device, from which accelerator step times can be
 """
 
 import argparse
-import functools
 import os
 import statistics
 import sys
@@ -51,9 +50,11 @@ from jax.sharding import Mesh
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from actionclip_jax import prompts, sharding, train  # noqa: E402
+from actionclip_jax import plan as plan_lib  # noqa: E402
+from actionclip_jax import sharding, train  # noqa: E402
 from configs import demo as demo_config  # noqa: E402
 from configs import k400_b16, k400_b32  # noqa: E402
+from data_pipeline import labels as label_files  # noqa: E402
 from data_pipeline import pipeline  # noqa: E402
 
 GIB = 2**30
@@ -106,13 +107,19 @@ def make_config(case: str, batch: int, dtype: str, frames: int, remat: bool = Fa
     return config
 
 
-def text_table(case: str, context_length: int) -> np.ndarray:
-    """`[16, C, L]` prompt tokens: Kinetics-400 names, or generic ones for the demo."""
+def class_names(case: str) -> list[str]:
+    """Kinetics-400's names, or generic ones for the demo (its 16 templates come from the
+    config: the text table is `[16, C, L]`)."""
     if case == "demo":
-        names = [f"shape {i} moving" for i in range(48)]
-    else:
-        names = train.class_names(CASES[case].get_config())
-    return prompts.prompt_tokens(names, prompts.TEMPLATES, context_length)
+        return [f"shape {i} moving" for i in range(48)]
+    return label_files.read_labels(label_files.resolve_label_file("kinetics400"))
+
+
+def run_plan(config, case: str, mesh, steps_per_epoch: int = 1000):
+    """`(plan, state plan, jitted train step)` of a random model: the loop's own, no data."""
+    plan = plan_lib.model_plan(config, class_names(case))
+    state_plan = train.plan_train_state(plan, mesh, steps_per_epoch)
+    return plan, state_plan, train.jit_train_step(plan, state_plan, mesh)
 
 
 def synthetic_batch(batch: int, frames: int, size: int, num_classes: int, seed: int = 0):
@@ -127,28 +134,6 @@ def synthetic_batch(batch: int, frames: int, size: int, num_classes: int, seed: 
     }
 
 
-def jit_step(config, model, tx, mesh, state_shardings):
-    """`train_step` jitted exactly as `train.train_and_evaluate` does."""
-    return jax.jit(
-        functools.partial(
-            train.train_step,
-            model=model,
-            tx=tx,
-            data_cfg=config.data,
-            grad_accum=config.optim.grad_accum,
-        ),
-        in_shardings=(state_shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
-        out_shardings=(state_shardings, sharding.replicated(mesh)),
-        donate_argnums=(0,),
-    )
-
-
-def abstract_train_state(config, mesh, steps_per_epoch: int = 1000):
-    """`(model, tx, abstract state, shardings)`: `create_train_state` without allocating."""
-    plan = train.plan_train_state(config, mesh, steps_per_epoch)
-    return plan.model, plan.tx, plan.abstract, plan.shardings
-
-
 def count_params(tree) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
@@ -159,16 +144,17 @@ def count_params(tree) -> int:
 def bench_speed(case: str, batch: int, dtype: str, frames: int, repeats: int) -> dict:
     config = make_config(case, batch, dtype, frames)
     mesh = sharding.make_mesh()
-    model, tx, _, state, shardings = train.create_train_state(config, mesh, steps_per_epoch=1000)
-    size, length = model.clip_sizes["image_resolution"], model.clip_sizes["context_length"]
-    table_np = text_table(case, length)
-    table = jax.device_put(table_np, sharding.replicated(mesh))
-    batch_np = synthetic_batch(batch, frames, size, table_np.shape[1])
-    step = jit_step(config, model, tx, mesh, shardings)
+    plan, state_plan, step = run_plan(config, case, mesh)
+    state = train.initial_state(plan, state_plan)
+    size = plan.model.clip_sizes["image_resolution"]
+    context = jax.device_put(
+        plan.objective.train_context(plan.class_names), sharding.replicated(mesh)
+    )
+    batch_np = synthetic_batch(batch, frames, size, len(plan.class_names))
     n_params = count_params(state.params)
 
     def run(state):
-        state, metrics = step(state, pipeline.to_global(batch_np, mesh), table)
+        state, metrics = step(state, pipeline.to_global(batch_np, mesh), context)
         jax.block_until_ready((state, metrics))
         return state, metrics
 
@@ -245,8 +231,8 @@ def memory_report(mesh, batch: int, dtype: str, remat: bool, fsdp: bool, frames:
     config = make_config("b16", batch * n, dtype, frames, remat=remat)
     with config.unlocked():
         config.sharding.fsdp = fsdp
-    model, tx, abstract, shardings = abstract_train_state(config, mesh)
-    size, length = model.clip_sizes["image_resolution"], model.clip_sizes["context_length"]
+    plan, state_plan, step = run_plan(config, "b16", mesh)
+    size = plan.model.clip_sizes["image_resolution"]
     bs = sharding.batch_sharding(mesh)
     b = batch * n
     batch_abs = {
@@ -257,12 +243,12 @@ def memory_report(mesh, batch: int, dtype: str, remat: bool, fsdp: bool, frames:
         "mask": jax.ShapeDtypeStruct((b,), jnp.bool_, sharding=bs),
         "bad": jax.ShapeDtypeStruct((b,), jnp.int32, sharding=bs),
     }
-    table_abs = jax.ShapeDtypeStruct(
-        (len(prompts.TEMPLATES), 400, length), jnp.int32, sharding=sharding.replicated(mesh)
+    context_abs = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.replicated(mesh)),
+        plan.objective.train_context(plan.class_names),
     )
-    step = jit_step(config, model, tx, mesh, shardings)
     t0 = time.perf_counter()
-    compiled = step.lower(abstract, batch_abs, table_abs).compile()
+    compiled = step.lower(state_plan.abstract, batch_abs, context_abs).compile()
     seconds = time.perf_counter() - t0
     m = compiled.memory_analysis()
     cost = compiled.cost_analysis()

@@ -9,7 +9,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import reference
 import reference_actionclip as ref_ac
-from actionclip_jax import CheckpointError, load_actionclip, losses, prompts, scoring
+from actionclip_jax import CheckpointError, augment, load_actionclip, losses, prompts, scoring
 from actionclip_jax.models.actionclip import ActionCLIP
 from actionclip_jax.models.clip import l2_normalize
 
@@ -237,21 +237,29 @@ def test_kl_loss_is_fp32_for_bf16_logits():
     assert losses.kl_loss(logits, jnp.arange(4)).dtype == jnp.float32
 
 
-def test_template_sampling_is_uniform_and_per_sample():
+def test_template_sampling_is_uniform_and_keyed_by_dataset_index():
     table = prompts.prompt_tokens(["riding a bike", "archery"])
     labels = jnp.zeros((4000,), jnp.int32)
-    toks = np.asarray(prompts.sample_prompt_tokens(jax.random.key(0), table, labels))
+    index = jnp.arange(4000)
+    # The train step's draw: one key per sample, folded from its dataset index.
+    keys = augment.per_sample_keys(jax.random.key(0), index)
+    toks = np.asarray(prompts.sample_prompt_tokens(keys, table, labels))
     which = (toks[:, None, :] == np.asarray(table[:, 0])[None]).all(-1).argmax(1)
     counts = np.bincount(which, minlength=16)
     assert counts.min() > 4000 / 16 - 4.5 * np.sqrt(4000 / 16)
     assert counts.max() < 4000 / 16 + 4.5 * np.sqrt(4000 / 16)
+    # A sample's template does not depend on its row: the batch reversed draws the same.
+    rev = augment.per_sample_keys(jax.random.key(0), index[::-1])
+    np.testing.assert_array_equal(np.asarray(prompts.sample_prompt_tokens(rev, table, labels)),
+                                  toks[::-1])  # fmt: skip
 
 
 def test_eval_scoring_is_softmax_per_template_then_mean():
     rng = np.random.RandomState(0)
     v = l2_normalize(jnp.asarray(rng.randn(3, 2, 8), jnp.float32))  # [B, V, E]
     t = l2_normalize(jnp.asarray(rng.randn(16, 5, 8), jnp.float32))  # [K, C, E]
-    got = np.asarray(scoring.view_probs(v, t))
+    # What the evaluator computes: per-view template logits, then its view reduction.
+    got = np.asarray(scoring.view_scores(scoring.template_logits(v, t)))
     logits = 100 * np.einsum("bve,kce->bvkc", np.asarray(v), np.asarray(t))
     p = np.exp(logits - logits.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)

@@ -20,9 +20,14 @@ import numpy as np
 import pytest
 import train_helpers as h
 
-from actionclip_jax import evaluate, losses, optim, protocols, report, sharding, train, weights
+from actionclip_jax import evaluate, losses, optim, sharding, train, weights
+from actionclip_jax import plan as plan_lib
+from actionclip_jax.evals import protocols, reports
+from actionclip_jax.models import actionclip
 from actionclip_jax.models.actionclip import ActionCLIP
-from data_pipeline import pipeline, sources
+from actionclip_jax.evals import evaluator
+from actionclip_jax.objectives import classifier
+from data_pipeline import pipeline
 
 NUM_CLASSES = 36  # the synthetic demo's classes
 STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
@@ -49,18 +54,20 @@ def config(basetemp):
 
 
 @pytest.fixture(scope="module")
-def setup(config):
-    """The classifier's initial train state on the 8-device mesh (`create_train_state`'s, whose
-    compiled init the end-to-end run reuses from the compilation cache)."""
+def setup(config, tmp_path_factory):
+    """The classifier's run plan and initial train state on the 8-device mesh (the loop's own
+    `initial_state`, whose compiled init the end-to-end run reuses from the compilation cache)."""
     mesh = sharding.make_mesh()
-    model, tx, _, state, shardings = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
-    return SimpleNamespace(mesh=mesh, model=model, tx=tx, state=state, shardings=shardings)
+    plan = plan_lib.make_plan(config, tmp_path_factory.mktemp("classifier_plan"))
+    state_plan = train.plan_train_state(plan, mesh, STEPS_PER_EPOCH)
+    state = train.initial_state(plan, state_plan)
+    return SimpleNamespace(
+        mesh=mesh, plan=plan, model=plan.model, state_plan=state_plan, state=state
+    )
 
 
 def _abstract_params(model):
-    return jax.eval_shape(
-        lambda r: model.init(r, *train.dummy_inputs(model))["params"], jax.random.key(0)
-    )
+    return actionclip.abstract_params(model)
 
 
 def _paths(params):
@@ -72,7 +79,7 @@ def _paths(params):
 
 def test_classifier_forward_shape_and_no_text_parameters(setup):
     model, params = setup.model, setup.state.params
-    assert (model.objective, model.num_classes) == ("classifier", NUM_CLASSES)
+    assert (model.with_text, model.num_classes) == (False, NUM_CLASSES)
     r, e = model.clip_sizes["image_resolution"], model.clip_sizes["embed_dim"]
     paths = _paths(params)
     assert set(params) == {"clip", "fusion", "classifier"}
@@ -99,16 +106,18 @@ def test_classifier_forward_shape_and_no_text_parameters(setup):
     assert float(jnp.linalg.norm(v[0])) != pytest.approx(1.0, abs=1e-3)
 
 
-def test_classifier_arguments_are_checked(config):
+def test_classifier_arguments_are_checked(config, tmp_path):
     clip = config.model.clip.to_dict()
     video = jnp.zeros((1, 8, clip["image_resolution"], clip["image_resolution"], 3))
     init = lambda m, *a: jax.eval_shape(lambda: m.init(jax.random.key(0), *a))
     with pytest.raises(ValueError, match="num_classes > 0"):
-        init(ActionCLIP(clip, 8, head="meanP", objective="classifier"), video)
-    with pytest.raises(ValueError, match="objective must be one of"):
-        init(ActionCLIP(clip, 8, head="meanP", objective="linear"), video)
-    model = ActionCLIP(clip, 8, head="meanP", objective="classifier", num_classes=3)
-    with pytest.raises(ValueError, match="takes no text tokens"):
+        init(ActionCLIP(clip, 8, head="meanP", with_text=False), video)
+    cfg = copy.deepcopy(config)
+    cfg.model.objective = "linear"
+    with pytest.raises(plan_lib.ConfigError, match=r"model\.objective: 'linear' is not one of"):
+        plan_lib.make_plan(cfg, tmp_path)
+    model = ActionCLIP(clip, 8, head="meanP", with_text=False, num_classes=3)
+    with pytest.raises(ValueError, match="without its text tower"):
         init(model, video, jnp.zeros((1, 4), jnp.int32))
 
 
@@ -128,9 +137,11 @@ def test_cross_entropy_equals_a_hand_computation():
 # ------------------------------------------------------------------------------ optimiser
 
 
-def test_classifier_layer_has_its_own_group_at_the_fusion_ratio(config):
-    params = _abstract_params(train.build_model(config))
-    labels = dict(zip(_paths(params), jax.tree.leaves(optim.group_labels(params)), strict=True))
+def test_classifier_layer_has_its_own_group_at_the_fusion_ratio(config, setup):
+    params = _abstract_params(setup.model)
+    groups = setup.plan.objective.param_groups
+    labels = optim.group_labels(params, extra_groups=groups)
+    labels = dict(zip(_paths(params), jax.tree.leaves(labels), strict=True))
     assert labels["classifier/kernel"] == labels["classifier/bias"] == "classifier"
     assert all(g == "visual" for p, g in labels.items() if p.startswith("clip/visual/"))
     assert all(g == "fusion" for p, g in labels.items() if p.startswith("fusion/"))
@@ -139,43 +150,39 @@ def test_classifier_layer_has_its_own_group_at_the_fusion_ratio(config):
     cfg = copy.deepcopy(config.optim)
     cfg.lr, cfg.fusion_ratio, cfg.visual_ratio, cfg.warmup_epochs = 1e-4, 10.0, 0.5, 0
     cfg.lr_mults = ()  # the demo's position-table multiplier would add a group of its own
-    _, schedules = optim.make_optimizer(cfg, params, STEPS_PER_EPOCH)
+    # The group's ratio is what the objective read off the config: here the fixture's.
+    groups = [(n, rx, cfg.fusion_ratio) for n, rx, _ in groups]
+    _, schedules = optim.make_optimizer(cfg, params, STEPS_PER_EPOCH, groups)
     assert float(schedules["classifier"](0)) == pytest.approx(1e-3)  # lr × fusion_ratio
     assert float(schedules["visual"](0)) == pytest.approx(5e-5)
     assert set(schedules) == {"classifier", "visual", "fusion"}  # no empty text group
     # A video–text model has no classifier group.
-    video_text = copy.deepcopy(config)
-    video_text.model.objective = "video_text"
-    _, vt = optim.make_optimizer(cfg, _abstract_params(train.build_model(video_text)), 3)
+    video_text = actionclip.build({**actionclip.spec_of(setup.model), "with_text": True,
+                                   "num_classes": 0})  # fmt: skip
+    _, vt = optim.make_optimizer(cfg, _abstract_params(video_text), 3)
     assert set(vt) == {"text", "visual", "fusion"}
     # freeze still wins over the group.
-    frozen = optim.group_labels(params, "classifier/.*")
+    frozen = optim.group_labels(params, "classifier/.*", extra_groups=groups)
     assert frozen["classifier"] == {"kernel": "frozen", "bias": "frozen"}
 
 
 # ------------------------------------------------------------------------------- training
 
 
-def test_loss_decreases_on_a_fixed_batch(config, setup):
-    cfg, mesh, model, tx, shardings = config, setup.mesh, setup.model, setup.tx, setup.shardings
+def test_loss_decreases_on_a_fixed_batch(setup):
+    plan, mesh, shardings = setup.plan, setup.mesh, setup.state_plan.shardings
+    cfg, model = plan.config, plan.model
     state = jax.device_put(jax.device_get(setup.state), shardings)  # a copy: the step donates it
     assert "logit_scale" not in state.params["clip"]
-    assert "text" not in jax.tree.leaves(optim.group_labels(state.params))
-    source = sources.open_source(
-        cfg.data.train, root=cfg.data.root, labels=NUM_CLASSES, kind=cfg.data.kind
-    )
     kwargs = train.train_data_kwargs(cfg, model.clip_sizes["image_resolution"])
-    batch = next(pipeline.make_train_iterator(source, batch_size=cfg.data.batch_size, **kwargs))
-    batch = pipeline.to_global(batch, mesh)
-    step = jax.jit(  # as train_and_evaluate builds it; no text table
-        functools.partial(train.train_step, model=model, tx=tx, data_cfg=cfg.data, grad_accum=1),
-        in_shardings=(shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
-        out_shardings=(shardings, sharding.replicated(mesh)),
-        donate_argnums=(0,),
-    )
+    it = pipeline.make_train_iterator(plan.train_source, batch_size=cfg.data.batch_size, **kwargs)
+    batch = pipeline.to_global(next(it), mesh)
+    step = train.jit_train_step(plan, setup.state_plan, mesh)  # as train_and_evaluate runs it
+    context = plan.objective.train_context(plan.class_names)
+    assert context == {}  # no text table
     seen = []
     for i in range(6):
-        state, metrics = step(state, batch, None)
+        state, metrics = step(state, batch, context)
         seen.append(float(metrics["loss"]))  # the loss before each update
         if i == 0:  # Adam's first moment is 0.1 × the gradient: it reaches every parameter
             mu = [
@@ -204,13 +211,13 @@ def test_end_to_end_run_writes_classifier_results_and_resumes(config, tmp_path):
     assert written["templates_spec"] == "none"  # no text, whatever `text.templates` says
     assert 0.0 <= written["top1"] <= written["top5"] <= 1.0
     assert h.eval_results(tmp_path, "eval_results_heldout.json")["objective"] == "classifier"
-    state = h.load_state(tmp_path, 2)
-    assert set(state["params"]) == {"clip", "fusion", "classifier"}
-    assert set(state["params"]["clip"]) == {"visual"}
+    params = h.load_params(tmp_path, 2)
+    assert set(params) == {"clip", "fusion", "classifier"}
+    assert set(params["clip"]) == {"visual"}
 
-    # `mode=eval` restores the run's own checkpoint (state tree without text) and scores it.
+    # `mode=eval` restores the run's own parameters (a tree without text) and scores them.
     cfg.mode = "eval"
-    again = evaluate.run(cfg, tmp_path)
+    again = evaluate.evaluate(cfg, tmp_path)
     assert again["objective"] == "classifier"
     for field in ("top1", "top5", "num_videos"):
         assert again[field] == written[field], field
@@ -221,7 +228,7 @@ def test_end_to_end_run_writes_classifier_results_and_resumes(config, tmp_path):
     (other / "eval_results.json").write_text(
         json.dumps({**written, "objective": "video_text", "top1": 0.5})
     )
-    header, rows = report.runs_table(report.load_runs([tmp_path, other]))
+    header, rows = reports.runs_table(reports.load_runs([tmp_path, other]))
     row = {r[0]: dict(zip(header[1:], r[1:])) for r in rows}
     assert row["objective"][tmp_path.name] == "classifier"
     assert row["objective"]["video_text_run"] == "video_text"
@@ -235,24 +242,25 @@ def test_protocols_with_unseen_classes_fail_at_once_naming_the_objective(
     config, tmp_path, monkeypatch
 ):
     def must_not_run(*args, **kwargs):
-        raise AssertionError("the run got past the objective check")
+        raise AssertionError("the run got past the plan's checks")
 
-    monkeypatch.setattr(train, "create_train_state", must_not_run)
+    monkeypatch.setattr(train, "plan_train_state", must_not_run)
+    monkeypatch.setattr(plan_lib, "initial_params", must_not_run)
     zero_shot = copy.deepcopy(config)
     zero_shot.eval.protocol = "zero_shot"
     zero_shot.eval.splits = ("ucf101/val1",)
     zero_shot.eval.split_labels = ("ucf101",)
-    for run in (train.train_and_evaluate, evaluate.run):
+    for run in (train.train_and_evaluate, evaluate.evaluate):
         t0 = time.time()
-        with pytest.raises(ValueError, match=r"model\.objective='classifier'.*zero_shot") as e:
+        with pytest.raises(ValueError, match=r"eval\.protocol: 'zero_shot'.*'classifier' cannot"):
             run(zero_shot, tmp_path / "zs")
-        assert "1-of-N" in str(e.value) and time.time() - t0 < 30
+        assert time.time() - t0 < 30
 
     # A split scored against other labels (here HMDB51's) names the classes it cannot score.
     other = copy.deepcopy(config)
     other.eval.splits = ("hmdb51/val1",)
     other.eval.split_labels = ("hmdb51",)
-    with pytest.raises(ValueError, match=r"model\.objective='classifier'.*not among.*unseen"):
+    with pytest.raises(ValueError, match=r"eval\.splits\[0\].*not among.*unseen"):
         train.train_and_evaluate(other, tmp_path / "other")
 
     # Base-to-novel: the novel split's classes were never trained on.
@@ -261,61 +269,78 @@ def test_protocols_with_unseen_classes_fail_at_once_naming_the_objective(
     b2n.eval.splits = ("ucf101/base2novel/base_val", "ucf101/base2novel/novel_val")
     b2n.eval.split_labels = ("ucf101_base", "ucf101_novel")
     b2n.eval.split_names = ("base", "novel")
-    with pytest.raises(ValueError, match=r"model\.objective='classifier'.*base2novel"):
-        protocols.check_objective(b2n, ["x"])
+    with pytest.raises(ValueError, match=r"eval\.protocol: 'base2novel'.*'classifier' cannot"):
+        plan_lib.make_plan(b2n, tmp_path / "b2n")
     b2n.eval.protocol = "standard"  # the same passes under another name: the novel one fails
+    b2n.data.synthetic.enabled = False
     b2n.data.labels = "ucf101_base"
-    with pytest.raises(ValueError, match=r"eval split 'novel'.*not among"):
-        protocols.check_objective(b2n, protocols.eval_tasks(b2n)[0].class_names)
+    b2n.data.train = b2n.data.val = "ucf101/base2novel/base_val"
+    with pytest.raises(ValueError, match=r"eval\.splits\[1\].*not among"):
+        plan_lib.make_plan(b2n, tmp_path / "b2n")
     # A video–text model scores any class.
     b2n.model.objective = "video_text"
-    protocols.check_objective(b2n, ["x"])
+    b2n.data.root = str(tmp_path)  # the lists' videos need not exist for the plan
+    assert [t.name for t in plan_lib.make_plan(b2n, tmp_path / "b2n").protocol] == [
+        "base", "novel"
+    ]  # fmt: skip
 
 
 def test_classifier_scores_a_subset_of_its_classes_by_name():
     trained = ["a", "b", "c", "d"]
-    assert protocols.classifier_class_index(trained, trained) is None
-    np.testing.assert_array_equal(protocols.classifier_class_index(["d", "b"], trained), [3, 1])
+    np.testing.assert_array_equal(classifier.class_index(trained, trained), [0, 1, 2, 3])
+    np.testing.assert_array_equal(classifier.class_index(["d", "b"], trained), [3, 1])
     with pytest.raises(ValueError, match="e.g. \\['z'\\]"):
-        protocols.classifier_class_index(["a", "z"], trained)
+        classifier.class_index(["a", "z"], trained)
 
 
-def test_half_class_subsets_of_classifier_logits_softmax_over_the_subset():
+def test_half_class_subsets_of_classifier_logits_softmax_over_the_subset(setup):
+    # The evaluator's own step, with the classifier's predict_fn replaced by fixed logits.
     rng = np.random.default_rng(3)
     b, v, c = 24, 2, 10
     logits = rng.normal(0, 2, (b, v, 1, c)).astype(np.float32)  # one "template"
     labels = rng.integers(0, c, b)
     logits[np.arange(b), :, 0, labels] += 1.5
     masks = protocols.subset_masks(protocols.half_class_subsets(c, 3, seed=1), c)
-    sums = jax.jit(protocols.half_class_logit_sums)(logits, labels, np.ones(b, bool), masks)
+    batch = {
+        "video": np.zeros((b, v, 1, 1, 1, 3), np.uint8),
+        "label": labels.astype(np.int32),
+        "index": np.arange(b),
+        "mask": np.ones(b, bool),
+        "bad": np.zeros(b, np.int32),
+    }
+    fixed = lambda params, video, classes: jnp.asarray(logits.reshape(b * v, 1, c))
+    out = jax.jit(
+        functools.partial(evaluator.eval_step, predict_fn=fixed, reduce="softmax_mean",
+                          dtype=jnp.float32)  # fmt: skip
+    )(None, batch, None, masks, b)
     for i, m in enumerate(masks):
         inside = m[labels]
         z = np.where(m, logits[:, :, 0], -np.inf)  # softmax over the subset, per view
         p = np.exp(z - z.max(-1, keepdims=True))
         pred = (p / p.sum(-1, keepdims=True)).mean(1).argmax(-1)
-        assert float(sums["half_count"][i]) == inside.sum()
-        assert float(sums["half_correct"][i]) == np.sum((pred == labels) & inside)
+        assert float(out.half.count[i]) == inside.sum()
+        assert float(out.half.correct[i]) == np.sum((pred == labels) & inside)
 
 
 # ------------------------------------------------------------------------------------ import
 
 
 def test_import_from_pytorch_clip_keeps_the_image_tower_and_drops_text(
-    config, small_clip_files, caplog
+    config, small_clip_files, caplog, tmp_path
 ):
     path = str(small_clip_files["state_dict"])
     cfg = copy.deepcopy(config)
     cfg.init.checkpoint = path
     cfg.model.head = "meanP"  # what an OpenAI CLIP file gives: no head to start randomly
     with caplog.at_level(logging.INFO):
-        sizes, loaded = train.pretrained(cfg)
+        plan = plan_lib.make_plan(cfg, tmp_path)
+    loaded = plan.pretrained
     log = "\n".join(r.getMessage() for r in caplog.records)
     assert "text tower" in log and "logit_scale" in log and path in log
     assert set(loaded) == {"clip"} and set(loaded["clip"]) == {"visual"}
 
-    model = train.build_model(cfg, sizes)
-    blank = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _abstract_params(model))
-    merged = train.merge_pretrained(blank, loaded, path)
+    blank = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _abstract_params(plan.model))
+    merged = plan_lib.merge_pretrained(blank, loaded, path)
     assert set(merged) == {"clip", "classifier"} and set(merged["clip"]) == {"visual"}
     np.testing.assert_array_equal(merged["classifier"]["kernel"], 0.0)  # stays as initialised
     _, clip_params = weights.load_clip(path)
@@ -327,9 +352,9 @@ def test_import_from_pytorch_clip_keeps_the_image_tower_and_drops_text(
 
     # Any other mismatch still fails: text parameters do not fit a classifier ...
     with pytest.raises(weights.CheckpointError, match="do not fit the model"):
-        train.merge_pretrained(blank, {"clip": clip_params}, path)
+        plan_lib.merge_pretrained(blank, {"clip": clip_params}, path)
     # ... and an image tower with a block missing is incomplete.
     partial = copy.deepcopy(loaded)
     del partial["clip"]["visual"]["ln_post"]
     with pytest.raises(weights.CheckpointError, match="lacks the parameters"):
-        train.merge_pretrained(blank, partial, path)
+        plan_lib.merge_pretrained(blank, partial, path)

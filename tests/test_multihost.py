@@ -75,13 +75,15 @@ def _moments_and_groups(state) -> dict:
 
 def _summed_lr(basetemp, steps) -> dict:
     """Per optimiser group, the learning rates of the first `steps` steps added up."""
+    from actionclip_jax import plan as plan_lib  # pylint: disable=import-outside-toplevel
     from actionclip_jax import sharding, train  # pylint: disable=import-outside-toplevel
 
     config = h.make_test_config(basetemp)
     with open(config.data.train) as f:  # one video per line
         steps_per_epoch = len(f.read().split("\n")[:-1]) // config.data.batch_size
-    plan = train.plan_train_state(config, sharding.make_mesh(), steps_per_epoch)
-    return {g: sum(float(s(i)) for i in range(steps)) for g, s in plan.schedules.items()}
+    plan = plan_lib.make_plan(config, h.session_dirs(basetemp)["runs"] / "lr_plan")
+    state_plan = train.plan_train_state(plan, sharding.make_mesh(), steps_per_epoch)
+    return {g: sum(float(s(i)) for i in range(steps)) for g, s in state_plan.schedules.items()}
 
 
 def _adam_noise(a, b) -> dict:

@@ -1,7 +1,9 @@
 """Evaluation protocols: shipped splits against their labels, subsets, view averaging, reports."""
+# pylint: disable=redefined-outer-name
 
 import collections
 import csv
+import functools
 import importlib
 import io
 import json
@@ -17,9 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from actionclip_jax import protocols, report, scoring, splits
+from actionclip_jax import plan as plan_lib
+from actionclip_jax import scoring, splits
+from actionclip_jax.evals import evaluator, protocols
+from actionclip_jax.evals import reports as report
 from configs import base as base_config
 from data_pipeline import labels, sources
+from data_pipeline import splits as lists
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,23 +34,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_every_shipped_list_has_a_builtin_name():
     shipped = {
-        os.path.relpath(os.path.join(d, f), protocols.SPLITS_DIR)
-        for d, _, files in os.walk(protocols.SPLITS_DIR)
+        os.path.relpath(os.path.join(d, f), lists.splits_dir())
+        for d, _, files in os.walk(lists.splits_dir())
         for f in files
         if f.endswith(".txt")
     }
-    assert shipped == {rel for rel, _ in protocols.BUILTIN_LISTS.values()}
+    assert shipped == {rel for rel, _ in lists.BUILTIN_LISTS.values()}
     assert len(shipped) == 34
 
 
 def test_resolve_list():
-    path = protocols.resolve_list("ucf101/val1")
+    path = lists.resolve_list("ucf101/val1")
     assert os.path.isfile(path) and path.endswith(os.path.join("ucf_splits", "val1.txt"))
-    assert protocols.resolve_list("ucf_splits/val1.txt") == path
-    assert protocols.resolve_list(path) == path  # idempotent
-    assert protocols.resolve_list("data/k400/val.txt") == "data/k400/val.txt"
-    assert protocols.resolve_list("") == ""
-    assert protocols.list_label_set("hmdb51/base2novel/novel_val") == "hmdb51_novel"
+    assert lists.resolve_list("ucf_splits/val1.txt") == path
+    assert lists.resolve_list(path) == path  # idempotent
+    assert lists.resolve_list("data/k400/val.txt") == "data/k400/val.txt"
+    assert lists.resolve_list("") == ""
+    assert lists.list_label_set("hmdb51/base2novel/novel_val") == "hmdb51_novel"
 
 
 _UCF = re.compile(r"v_(?P<cls>[A-Za-z]+)_g\d+_c\d+\.avi")
@@ -64,10 +70,10 @@ def _class_in_name(dataset, file_name, class_names):
     return max(fits, key=len)
 
 
-@pytest.mark.parametrize("name", sorted(protocols.BUILTIN_LISTS))
+@pytest.mark.parametrize("name", sorted(lists.BUILTIN_LISTS))
 def test_shipped_list_lines_match_their_labels(name):
-    path = protocols.resolve_list(name)
-    label_set = protocols.list_label_set(name)
+    path = lists.resolve_list(name)
+    label_set = lists.list_label_set(name)
     names = labels.read_labels(label_set)
     records, _ = sources.parse_list_file(path, num_classes=len(names))
     assert len({r["path"] for r in records}) == len(records), "a video listed twice"
@@ -79,10 +85,10 @@ def test_shipped_list_lines_match_their_labels(name):
             expected = names[r["label"]]
             # Case and underscores folded; UCF101's file names spell HandstandPushups
             # "HandStandPushups", the only difference beyond that.
-            assert protocols.normalise_class_name(carried) == (
-                protocols.normalise_class_name(expected).replace(" ", "")
+            assert lists.normalise_class_name(carried) == (
+                lists.normalise_class_name(expected).replace(" ", "")
                 if dataset == "ucf101"
-                else protocols.normalise_class_name(expected)
+                else lists.normalise_class_name(expected)
             ), f"{path}: {r['path']} carries {carried!r}, labelled {expected!r}"
             if carried != expected.replace(" ", "_"):
                 spelled[(carried, expected)] += 1
@@ -114,7 +120,7 @@ def test_hmdb51_label_order_is_the_sorted_folder_order():
 )
 def test_training_and_test_lists_are_disjoint(train, test):
     def videos(name):
-        text = pathlib.Path(protocols.resolve_list(name)).read_text()
+        text = pathlib.Path(lists.resolve_list(name)).read_text()
         return {ln.split()[0] for ln in text.splitlines() if ln.strip()}
 
     assert not videos(train) & videos(test)
@@ -138,29 +144,29 @@ def test_half_class_subsets_are_deterministic_halves():
 
 def test_few_shot_draw_is_per_class_deterministic_and_checked():
     labels_ = [c for c in range(5) for _ in range(10 + c)]
-    pick = protocols.draw_few_shot_indices(labels_, 4, seed=3)
-    assert pick == protocols.draw_few_shot_indices(labels_, 4, seed=3)
-    assert pick != protocols.draw_few_shot_indices(labels_, 4, seed=4)
+    pick = lists.draw_few_shot_indices(labels_, 4, seed=3)
+    assert pick == lists.draw_few_shot_indices(labels_, 4, seed=3)
+    assert pick != lists.draw_few_shot_indices(labels_, 4, seed=4)
     assert len(set(pick)) == 20
     assert collections.Counter(labels_[i] for i in pick) == {c: 4 for c in range(5)}
     # A class's draw depends on its own videos only: dropping class 0 leaves the rest as it was.
     rest = [x for x in labels_ if x != 0]
     offset = labels_.count(0)
-    assert [i + offset for i in protocols.draw_few_shot_indices(rest, 4, seed=3)] == pick[4:]
+    assert [i + offset for i in lists.draw_few_shot_indices(rest, 4, seed=3)] == pick[4:]
     with pytest.raises(ValueError, match="fewer than k=11"):
-        protocols.draw_few_shot_indices(labels_, 11)
-    assert len(protocols.draw_few_shot_indices(labels_, 11, allow_fewer=True)) == 10 + 4 * 11
+        lists.draw_few_shot_indices(labels_, 11)
+    assert len(lists.draw_few_shot_indices(labels_, 11, allow_fewer=True)) == 10 + 4 * 11
     with pytest.raises(ValueError, match="without any video"):
-        protocols.draw_few_shot_indices(labels_, 2, num_classes=6)
+        lists.draw_few_shot_indices(labels_, 2, num_classes=6)
 
 
 def test_few_shot_command_writes_a_repeatable_list(tmp_path):
     out = tmp_path / "k4.txt"
     lines = splits.few_shot("ucf101/train1_few_shot_16", "ucf101", 4, 7, str(out))
-    again = protocols.draw_few_shot("ucf101/train1_few_shot_16", 4, 7, 101)
+    again = lists.draw_few_shot("ucf101/train1_few_shot_16", 4, 7, 101)
     assert lines == again == out.read_text().splitlines()
     assert len(lines) == 404
-    source = pathlib.Path(protocols.resolve_list("ucf101/train1_few_shot_16")).read_text()
+    source = pathlib.Path(lists.resolve_list("ucf101/train1_few_shot_16")).read_text()
     assert set(lines) <= set(source.splitlines())
     meta = json.loads((tmp_path / "k4.txt.json").read_text())
     assert meta["k"] == 4 and meta["seed"] == 7 and len(meta["list_sha256"]) == 64
@@ -171,7 +177,7 @@ def test_few_shot_command_writes_a_repeatable_list(tmp_path):
 # ------------------------------------------------------------------- scores: views, half-class
 
 
-def test_view_probs_against_a_hand_computation():
+def test_view_scores_against_a_hand_computation():
     # 1 video, 2 views, 2 templates, 2 classes; features in 2-D so cosines are easy to write.
     s = 1 / math.sqrt(2)
     video = jnp.array([[[1.0, 0.0], [s, s]]])  # [B=1, V=2, E=2]
@@ -186,11 +192,29 @@ def test_view_probs_against_a_hand_computation():
         per_template = [softmax([100 * float(v @ t) for t in np.asarray(tk)]) for tk in text]
         view = [sum(p[c] for p in per_template) / 2 for c in range(2)]
         expected = [e + x / 2 for e, x in zip(expected, view)]
-    got = scoring.view_probs(video, text)
+    got = scoring.view_scores(scoring.template_logits(video, text))
     np.testing.assert_allclose(np.asarray(got)[0], expected, rtol=1e-5)
     # Not the same as averaging logits first: the per-template softmax comes before any mean.
     mean_logit = 100 * jnp.einsum("bve,kce->bc", video, text) / 4
     assert not np.allclose(np.asarray(jax.nn.softmax(mean_logit, -1)), np.asarray(got), atol=1e-3)
+
+
+def _eval_sums(logits, labels_, masks, valid=None):
+    """The evaluator's own jitted step on fixed per-view, per-template logits `[B, V, K, C]`."""
+    b, v, k, c = logits.shape
+    batch = {
+        "video": np.zeros((b, v, 1, 1, 1, 3), np.uint8),
+        "label": np.asarray(labels_, np.int32),
+        "index": np.arange(b),
+        "mask": np.ones(b, bool) if valid is None else np.asarray(valid),
+        "bad": np.zeros(b, np.int32),
+    }
+    fixed = lambda params, video, classes: jnp.asarray(logits, jnp.float32).reshape(b * v, k, c)
+    step = jax.jit(
+        functools.partial(evaluator.eval_step, predict_fn=fixed, reduce="softmax_mean",
+                          dtype=jnp.float32)  # fmt: skip
+    )
+    return jax.device_get(step(None, batch, None, np.asarray(masks, bool), b))
 
 
 def test_subset_softmax_can_change_the_argmax():
@@ -198,9 +222,11 @@ def test_subset_softmax_can_change_the_argmax():
     logits = np.array([[[0.0, -10.0, 10.0], [0.0, 1.0, -10.0]]])  # [N=1, K=2, C=3]
     full = np.asarray(jax.nn.softmax(logits, -1).mean(1))[0]
     assert full.argmax() == 2 and full[:2].argmax() == 1  # masking afterwards would pick 1
-    acc, n = protocols.subset_accuracy(logits, [0], [0, 1])
-    assert (acc, n) == (1.0, 1)  # the softmax over {0, 1} per template picks 0
-    assert protocols.subset_accuracy(logits, [2], [0, 1]) == (0.0, 0)  # not in the half
+    sums = _eval_sums(logits[:, None], [0], [[True, True, False]])
+    # The softmax over {0, 1} per template picks 0.
+    assert (float(sums.half.correct[0]), float(sums.half.count[0])) == (1.0, 1.0)
+    sums = _eval_sums(logits[:, None], [2], [[True, True, False]])
+    assert float(sums.half.count[0]) == 0.0  # not in the half
 
 
 def _hand_half_class(logits, labels_, subsets):
@@ -229,13 +255,16 @@ def test_half_class_mean_std_on_a_synthetic_score_matrix():
     logits = rng.normal(0, 2, (n, k, c))
     logits[np.arange(n), :, labels_] += 2.0
     subsets = protocols.half_class_subsets(c, 10, seed=5)
-    accs = [protocols.subset_accuracy(logits, labels_, s)[0] for s in subsets]
-    mean, std = protocols.mean_std(accs)
+    sums = _eval_sums(logits[:, None], labels_, protocols.subset_masks(subsets, c))
+    summary = protocols.half_class_summary(
+        {"half_correct": sums.half.correct, "half_count": sums.half.count}
+    )
+    mean, std = summary["half_class_top1"], summary["half_class_top1_std"]
     assert (mean, std) == pytest.approx(_hand_half_class(logits, labels_, subsets), abs=1e-9)
     assert 0.2 < mean < 0.99 and std > 0
 
 
-def test_half_class_device_sums_match_the_offline_accuracy():
+def test_half_class_device_sums_match_a_loop_over_views_and_templates():
     rng = np.random.default_rng(1)
     b, v, k, c, e = 16, 2, 3, 10, 8
     unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -244,13 +273,22 @@ def test_half_class_device_sums_match_the_offline_accuracy():
     labels_ = rng.integers(0, c, b)
     valid = np.arange(b) < 13  # the last rows are padding
     masks = protocols.subset_masks(protocols.half_class_subsets(c, 4, seed=2), c)
-    sums = jax.jit(protocols.half_class_sums)(video, text, labels_, valid, masks)
     logits = 100 * np.einsum("bve,kce->bvkc", video, text)
+    out = _eval_sums(logits, labels_, masks, valid)
     for i, m in enumerate(masks):
-        acc, count = protocols.subset_accuracy(logits[valid], labels_[valid], m)
-        assert float(sums["half_count"][i]) == count
-        assert float(sums["half_correct"][i]) == pytest.approx(acc * count, abs=1e-6)
-    summary = protocols.half_class_summary(jax.device_get(sums))
+        subset = np.flatnonzero(m)
+        hits = count = 0
+        for x, y in zip(logits[valid], labels_[valid]):  # [V, K, C] per video
+            if not m[y]:
+                continue
+            z = x[:, :, subset] - x[:, :, subset].max(-1, keepdims=True)
+            p = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(1).mean(0)
+            hits += subset[int(np.argmax(p))] == y
+            count += 1
+        assert float(out.half.count[i]) == count
+        assert float(out.half.correct[i]) == hits
+    sums = {"half_correct": out.half.correct, "half_count": out.half.count}
+    summary = protocols.half_class_summary(sums)
     assert len(summary["half_class_top1_per_subset"]) == 4
     assert summary["half_class_top1"] == pytest.approx(
         np.mean(summary["half_class_top1_per_subset"])
@@ -288,9 +326,9 @@ def test_statistics_and_protocol_summaries():
 
 def test_k600_new_classes_with_and_without_the_rename_table():
     k400, k600 = labels.read_labels("kinetics400"), labels.read_labels("kinetics600")
-    plain, plain_report = protocols.new_classes(k400, k600)
+    plain, plain_report = lists.new_classes(k400, k600)
     assert len(plain) == 231 and len(plain_report["old_not_in_new"]) == 31
-    fresh, rep = protocols.new_classes(k400, k600, protocols.RENAMES_K400_TO_K600)
+    fresh, rep = lists.new_classes(k400, k600, lists.RENAMES_K400_TO_K600)
     assert len(fresh) == 220 and len(rep["renamed"]) == 11 and rep["unused_renames"] == []
     # The K400 classes that K600 dropped are reported, not lost.
     assert len(rep["old_not_in_new"]) == 20 and "tying tie" not in rep["old_not_in_new"]
@@ -305,13 +343,13 @@ def test_k600_new_classes_with_and_without_the_rename_table():
 
 
 def test_normalise_class_name_and_unused_renames():
-    assert protocols.normalise_class_name("Skiing (not slalom)") == "skiing not slalom"
-    assert protocols.normalise_class_name("brush_hair") == "brush hair"
-    fresh, rep = protocols.new_classes(["a b", "c"], ["A-B", "d", "e"], {"c": "d", "x": "y"})
+    assert lists.normalise_class_name("Skiing (not slalom)") == "skiing not slalom"
+    assert lists.normalise_class_name("brush_hair") == "brush hair"
+    fresh, rep = lists.new_classes(["a b", "c"], ["A-B", "d", "e"], {"c": "d", "x": "y"})
     assert fresh == ["e"] and rep["renamed"] == [["c", "d"]]
     assert rep["unused_renames"][0]["old"] == "x" and rep["old_not_in_new"] == []
     with pytest.raises(ValueError, match="same name"):
-        protocols.new_classes(["a b", "A_B"], ["c"])
+        lists.new_classes(["a b", "A_B"], ["c"])
 
 
 def test_derive_zero_shot_command(tmp_path):
@@ -327,8 +365,8 @@ def test_derive_zero_shot_command(tmp_path):
     fresh = labels.read_labels(out / "new_classes.csv")
     drawn = [labels.read_labels(out / f"zero_shot_split{i}.csv") for i in (1, 2, 3)]
     assert all(len(d) == 160 and set(d) <= set(fresh) for d in drawn)
-    assert drawn == protocols.draw_class_splits(fresh, 3, 160, seed=0)
-    assert drawn != protocols.draw_class_splits(fresh, 3, 160, seed=1)
+    assert drawn == lists.draw_class_splits(fresh, 3, 160, seed=0)
+    assert drawn != lists.draw_class_splits(fresh, 3, 160, seed=1)
     records, _ = sources.parse_list_file(out / "zero_shot_split2.txt", num_classes=160)
     assert all(drawn[1][r["label"]] == k600[int(r["path"][1:-4])] for r in records)
     report_json = json.loads((out / "report.json").read_text())
@@ -340,16 +378,16 @@ def test_derive_zero_shot_command(tmp_path):
 # ------------------------------------------------------------------------------------ configs
 
 CONFIGS = [
-    ("zero_shot_ucf101", None, 3),
-    ("zero_shot_hmdb51", None, 3),
-    ("zero_shot_k600", None, 3),
+    ("zero_shot", "ucf101", 3),
+    ("zero_shot", "hmdb51", 3),
+    ("zero_shot", "k600", 3),
     ("k400_b16_10x3", None, 1),
     ("k400_original_eval", "b32_8f", 1),
-    ("fewshot_ucf101", "2", 1),
-    ("fewshot_hmdb51", "16", 1),
-    ("base2novel_k400", "s2", 2),
-    ("base2novel_ucf101", "s3", 2),
-    ("base2novel_hmdb51", None, 2),
+    ("few_shot", "ucf101,2", 1),
+    ("few_shot", "hmdb51,16", 1),
+    ("base2novel", "k400,s2", 2),
+    ("base2novel", "ucf101,s3", 2),
+    ("base2novel", "hmdb51", 2),
     ("ablation_unimodal", "ucf101", 1),
     ("ablation_bare_labels", None, 1),
     ("ablation_frozen_text", None, 1),
@@ -360,29 +398,39 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("name,arg,num_tasks", CONFIGS)
-def test_configs_resolve(name, arg, num_tasks):
+def test_configs_plan_their_protocol_passes(name, arg, num_tasks, tmp_path, monkeypatch):
     module = importlib.import_module(f"configs.{name}")
     config = module.get_config(arg) if arg else module.get_config()
     assert f"configs/{name}.py" in module.__doc__  # the command that runs it
-    tasks = protocols.eval_tasks(config)
-    assert len(tasks) == num_tasks
-    for t in tasks:
-        if "/" in t.data and "assets" in t.data:
-            assert os.path.isfile(t.data)
-    resolved = protocols.resolve_config_lists(config)
+    # The plan reads the weights' sizes and the shipped lists; the checkpoint is not here, so
+    # it is a random model of the config's sizes (the videos need not exist to plan).
+    config.init.checkpoint = ""
     for field in ("train", "val"):
-        value = config.data[field]
-        if value in protocols.BUILTIN_LISTS:
-            assert os.path.isfile(resolved.data[field])
+        if config.data[field] and config.data[field] not in lists.BUILTIN_LISTS:
+            path = tmp_path / f"{field}.txt"
+            path.write_text("".join(f"v{i}.mp4 0\n" for i in range(config.data.batch_size)))
+            config.data[field] = str(path)
+    monkeypatch.setattr(jax, "device_count", lambda: 1)  # batch sizes are for real hosts
+    plan = plan_lib.make_plan(config, tmp_path / "workdir")
+    assert len(plan.protocol) == num_tasks
+    for t in plan.protocol:
+        assert os.path.isfile(t.data), t.data
+        # What scores the pass: prompt tokens [K, C, L], or a classifier's columns [C].
+        classes = t.class_info.shape[1] if t.class_info.ndim == 3 else len(t.class_info)
+        assert len(t.source) > 0 and classes == len(t.class_names)
+    if plan.train_source is not None:
+        assert len(plan.train_source) >= config.data.batch_size
 
 
 def test_freeze_regexes_select_one_tower():
-    from actionclip_jax import optim, train  # pylint: disable=import-outside-toplevel
+    from actionclip_jax import optim  # pylint: disable=import-outside-toplevel
+    from actionclip_jax.models import actionclip  # pylint: disable=import-outside-toplevel
     from configs import ablation_frozen_both, test  # pylint: disable=import-outside-toplevel
 
-    model = train.build_model(test.get_config())
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), *train.dummy_inputs(model)))
-    paths = jax.tree.leaves(optim.param_paths(params["params"]))
+    config = test.get_config()
+    model = actionclip.build({"clip": config.model.clip.to_dict(),
+                              "video": {"head": config.model.head, "num_frames": 4}})  # fmt: skip
+    paths = jax.tree.leaves(optim.param_paths(actionclip.abstract_params(model)))
     both = ablation_frozen_both.get_config().optim.freeze
     frozen = {p for p in paths if re.fullmatch(both, p)}
     text = {p for p in paths if p.startswith("clip/") and not p.startswith("clip/visual/")}

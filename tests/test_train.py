@@ -24,7 +24,10 @@ import pytest
 import train_helpers as h
 from jax.sharding import Mesh
 
-from actionclip_jax import checkpointing, evaluate, optim, prompts, sharding, train
+from actionclip_jax import checkpointing, evaluate, optim, sharding, train
+from actionclip_jax import plan as plan_lib
+from actionclip_jax.evals import passes
+from actionclip_jax.models import actionclip
 from data_pipeline import pipeline, sources
 
 STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
@@ -47,29 +50,21 @@ def config(basetemp):
 
 
 @pytest.fixture(scope="module")
-def setup(config):
-    """The test model's initial state on the 8-device mesh, its text table and train source."""
+def setup(config, tmp_path_factory):
+    """The test run's plan and initial state on the 8-device mesh, its text table and source."""
     mesh = sharding.make_mesh()
-    model, tx, _, state, shardings = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
-    names = train.class_names(config)
-    table = prompts.prompt_tokens(
-        names, prompts.resolve_templates(config.text.templates), model.clip_sizes["context_length"]
-    )
+    plan = plan_lib.make_plan(config, tmp_path_factory.mktemp("train_plan"))
+    state_plan = train.plan_train_state(plan, mesh, STEPS_PER_EPOCH)
     return SimpleNamespace(
         mesh=mesh,
-        model=model,
-        tx=tx,
-        state=state,
-        shardings=shardings,
-        names=names,
-        table=table,
-        source=_train_source(config),
-    )
-
-
-def _train_source(config):
-    return sources.open_source(
-        config.data.train, root=config.data.root, labels=36, kind=config.data.kind
+        plan=plan,
+        model=plan.model,
+        state_plan=state_plan,
+        state=train.initial_state(plan, state_plan),
+        shardings=state_plan.shardings,
+        names=plan.class_names,
+        table=plan.objective.train_context(plan.class_names)["text_table"],
+        source=plan.train_source,
     )
 
 
@@ -109,7 +104,7 @@ def test_absent_data_file_fails_at_once_naming_it_and_make_lists(basetemp, tmp_p
     def must_not_run(*args, **kwargs):
         raise AssertionError("the run got past the data check")
 
-    monkeypatch.setattr(train, "create_train_state", must_not_run)
+    monkeypatch.setattr(train, "plan_train_state", must_not_run)
     monkeypatch.setattr(sources, "open_source", must_not_run)
     monkeypatch.chdir(tmp_path)  # k400_b16's relative data/k400/*.txt: absent here
     h.make_test_config(basetemp)  # puts the repository on sys.path for `configs`
@@ -133,7 +128,7 @@ def test_absent_data_file_fails_at_once_naming_it_and_make_lists(basetemp, tmp_p
     cfg = copy.deepcopy(cfg)
     cfg.data.val = str(tmp_path / "lists" / "val.txt")
     with pytest.raises(FileNotFoundError, match="lists/val.txt.*data_pipeline.make_lists"):
-        evaluate.run(cfg, tmp_path / "workdir")
+        evaluate.evaluate(cfg, tmp_path / "workdir")
 
 
 # --------------------------------------------------------------------- learning rates
@@ -204,10 +199,7 @@ def test_lr_schedule_warmup_peak_and_end_match_original_formula(basetemp):
 
 
 def _abstract_params(config):
-    model = train.build_model(config)
-    return jax.eval_shape(
-        lambda r: model.init(r, *train.dummy_inputs(model))["params"], jax.random.key(0)
-    )
+    return actionclip.abstract_params(plan_lib.make_plan(config, "/nonexistent/workdir").model)
 
 
 def _labels_by_path(params, freeze=""):
@@ -307,20 +299,10 @@ def test_lr_mults_scale_matching_parameters_within_their_group_and_reject_bad_re
 # ---------------------------------------------------------------------------- sharding
 
 
-def _step_fn(setup, config, mesh, shardings):
+def _step_fn(setup, mesh, shardings):
     """The loop's jitted train step (train_and_evaluate's in/out shardings and donation)."""
-    return jax.jit(
-        functools.partial(
-            train.train_step,
-            model=setup.model,
-            tx=setup.tx,
-            data_cfg=config.data,
-            grad_accum=config.optim.grad_accum,
-        ),
-        in_shardings=(shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
-        out_shardings=(shardings, sharding.replicated(mesh)),
-        donate_argnums=(0,),
-    )
+    state_plan = SimpleNamespace(tx=setup.state_plan.tx, shardings=shardings)
+    return train.jit_train_step(setup.plan, state_plan, mesh)
 
 
 def test_one_step_loss_agrees_on_1_and_8_devices_and_with_rows_permuted(config, setup):
@@ -333,9 +315,9 @@ def test_one_step_loss_agrees_on_1_and_8_devices_and_with_rows_permuted(config, 
         mesh = Mesh(np.array(jax.devices()[:n]), (sharding.DATA,))
         shardings = sharding.tree_shardings(setup.state, mesh, False, 0)
         state = _copy(setup.state, shardings)
-        table = jax.device_put(setup.table, sharding.replicated(mesh))
-        new_state, metrics = _step_fn(setup, config, mesh, shardings)(
-            state, pipeline.to_global(rows, mesh), table
+        context = jax.device_put({"text_table": setup.table}, sharding.replicated(mesh))
+        new_state, metrics = _step_fn(setup, mesh, shardings)(
+            state, pipeline.to_global(rows, mesh), context
         )
         assert len(new_state.params["clip"]["logit_scale"].sharding.device_set) == n
         out[n] = _host((metrics, new_state.opt_state))
@@ -357,7 +339,8 @@ def test_fsdp_puts_about_an_eighth_of_params_and_optimizer_state_on_each_device(
     min_size = 4096
     config = h.make_test_config(basetemp, sharding__fsdp=True, sharding__fsdp_min_size=min_size)
     mesh = sharding.make_mesh()
-    _, _, _, state, _ = train.create_train_state(config, mesh, STEPS_PER_EPOCH)
+    plan = plan_lib.make_plan(config, basetemp / "fsdp_plan")
+    state = train.initial_state(plan, train.plan_train_state(plan, mesh, STEPS_PER_EPOCH))
     devices = set(jax.devices())
     assert len(devices) == 8
     for tree in (state.params, state.opt_state):
@@ -385,24 +368,24 @@ def test_fsdp_puts_about_an_eighth_of_params_and_optimizer_state_on_each_device(
 # -------------------------------------------------------------------------- evaluation
 
 
-def test_eval_counts_every_video_once_with_ragged_last_batch(config, setup):
-    val = sources.open_source(config.data.val, root=config.data.root, labels=36, kind="video")
+def test_eval_counts_every_video_once_with_ragged_last_batch(config, setup, tmp_path):
+    val = setup.plan.val.source
     labels = np.array([val[i]["label"] for i in range(len(val))])
     assert len(labels) == 30 and config.data.eval_batch_size == 8  # 3 full batches + 6
     for drop_last, expected in ((False, 30), (True, 24)):
         cfg = copy.deepcopy(config)
         cfg.data.drop_last_eval = drop_last
-        evaluator = evaluate.Evaluator(cfg, setup.model, setup.mesh, setup.names)
-        results = evaluator(setup.state.params, step=0)
+        plan = plan_lib.make_plan(cfg, tmp_path / str(drop_last))
+        [[evaluator]] = passes.make_evaluators(plan, setup.mesh, [plan.val])
+        results, counts = evaluator.run(setup.state.params)
         assert results["num_videos"] == expected
         assert results["drop_last"] is drop_last
         # Each counted video exactly once: the per-class counts are the labels' histogram
         # (with drop_last: of the first 24 videos in list order).
-        _, class_count = evaluator.last_class_counts
         np.testing.assert_array_equal(
-            class_count, np.bincount(labels[:expected], minlength=len(setup.names))
+            counts["class_count"], np.bincount(labels[:expected], minlength=len(setup.names))
         )
-        assert evaluator.last_confusion.sum() == expected
+        assert counts["confusion"].sum() == expected
         assert 0.0 <= results["top1"] <= results["top5"] <= 1.0
         assert 0.0 <= results["mean_class_acc"] <= 1.0
 
@@ -420,22 +403,23 @@ def test_resume_with_other_worker_count_restores_state_and_restarts_epoch_with_w
     for _ in range(step):
         next(it)
     saved = _host(setup.state)
-    ckpt = checkpointing.Checkpointer(tmp_path, config)
-    ckpt.save(step, setup.state, it)
+    ckpt = checkpointing.Checkpointer(tmp_path, config, setup.plan.spec)
+    ckpt.save(step, setup.state, it, counters={"bad_samples_total": 5})
     ckpt.close()
     # What a fresh run would start from (the Checkpointer reads only shapes and dtypes).
     blank = jax.eval_shape(lambda s: s, setup.state)
 
-    # Same layout: exact resume of model, optimiser and data position.
-    ckpt = checkpointing.Checkpointer(tmp_path, config)
-    state, got_step, it = ckpt.restore_or_keep(
+    # Same layout: exact resume of model, optimiser, data position and counters.
+    ckpt = checkpointing.Checkpointer(tmp_path, config, setup.plan.spec)
+    state, got_step, it, counters = ckpt.restore_or_keep(
+        step,
         blank,
         setup.shardings,
-        _train_iterator(config, setup.source),
         functools.partial(_train_iterator, config, setup.source),
         STEPS_PER_EPOCH,
     )
     ckpt.close()
+    assert counters == {"bad_samples_total": 5}
     assert got_step == step
     _assert_trees_equal(_host(state), saved)
     assert next(it)["index"].tolist() == reference[step]
@@ -446,12 +430,12 @@ def test_resume_with_other_worker_count_restores_state_and_restarts_epoch_with_w
     # gives the same batches as worker processes would; test_multihost resumes for real.)
     other = copy.deepcopy(config)
     other.data.workers = 1
-    ckpt = checkpointing.Checkpointer(tmp_path, other)
+    ckpt = checkpointing.Checkpointer(tmp_path, other, setup.plan.spec)
     with caplog.at_level(logging.WARNING):
-        state, got_step, it = ckpt.restore_or_keep(
+        state, got_step, it, _ = ckpt.restore_or_keep(
+            step,
             blank,
             setup.shardings,
-            _train_iterator(other, setup.source),
             functools.partial(_train_iterator, other, setup.source),
             STEPS_PER_EPOCH,
         )

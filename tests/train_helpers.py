@@ -42,7 +42,7 @@ def session_dirs(basetemp) -> dict:
 
 
 def synthetic_root(basetemp) -> str:
-    """The test config's data folder, as `train.resolve_data` names it under ACTIONCLIP_JAX_DATA."""
+    """The test config's data folder, as `plan.resolve_data` names it under ACTIONCLIP_JAX_DATA."""
     return str(session_dirs(basetemp)["data"] / "1_1_1_64")
 
 
@@ -78,7 +78,7 @@ def make_test_config(basetemp, **overrides):
     """configs/test.py with the session's data folder, resolved (data generated if absent)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))  # configs/*.py import `configs.<name>`
-    from actionclip_jax import train  # pylint: disable=import-outside-toplevel
+    from actionclip_jax import plan  # pylint: disable=import-outside-toplevel
     from configs import test as test_config_module  # pylint: disable=import-outside-toplevel
 
     config = test_config_module.get_config()
@@ -89,7 +89,7 @@ def make_test_config(basetemp, **overrides):
         for name in parents:
             node = node[name]
         node[leaf] = value
-    return train.resolve_data(config)
+    return plan.resolve_data(config)
 
 
 def run_env(basetemp, devices: int | None = None) -> dict:
@@ -213,8 +213,19 @@ def kill_when(proc, condition, poll=0.002, timeout=RUN_TIMEOUT) -> bool:
 
 
 def load_state(workdir, step) -> dict:
-    """The `state` item of a run's checkpoint as numpy arrays, on any device layout."""
-    path = Path(workdir).resolve() / "checkpoints" / str(step) / "state"
+    """A run's checkpoint as numpy arrays, on any device layout: `params` beside the `state`
+    item's step, optimiser state and key."""
+    return {**load_item(workdir, step, "state"), "params": load_item(workdir, step, "params")}
+
+
+def load_params(workdir, step) -> dict:
+    """The `params` item of a run's checkpoint as numpy arrays."""
+    return load_item(workdir, step, "params")
+
+
+def load_item(workdir, step, item) -> dict:
+    """One item of a run's checkpoint as numpy arrays, on any device layout."""
+    path = Path(workdir).resolve() / "checkpoints" / str(step) / item
     ckptr = ocp.PyTreeCheckpointer()
     tree = ckptr.metadata(path).item_metadata.tree
     args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)

@@ -6,13 +6,20 @@ The visual prompt is two independent choices:
 - the temporal head over frame features: `meanP`, `conv1d`, `lstm`, `transf`, `transf_cls`.
 The original pairs `shift` and `joint` with `meanP`; any pair works here.
 
-`objective="classifier"` is the paper's unimodal baseline instead: the same video encoder with a
-1-of-N linear layer (`classifier`) on the un-normalised video feature, and no text tower at all.
+`num_classes > 0` with `with_text=False` is the paper's unimodal baseline instead: the same video
+encoder with a 1-of-N linear layer (`classifier`) on the un-normalised video feature, and no text
+tower at all. Which loss trains which of these is the objective's business
+(`actionclip_jax.objectives`), not the model's.
+
+`build(spec)` is the one way to make the model from a spec, the dict that checkpoints and
+converted directories record: `{"clip": sizes, "video": visual prompt, "num_classes",
+"with_text"}`.
 """
 
 from typing import Any, Mapping
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from actionclip_jax.models.clip import CLIP, FRAME_STAGES, l2_normalize
@@ -20,15 +27,23 @@ from actionclip_jax.models.heads import HEADS, make_head
 
 Dtype = Any
 
-OBJECTIVES = ("video_text", "classifier")
+# The visual prompt's fields of a spec, with the defaults of a plain CLIP checkpoint.
+VIDEO_DEFAULTS = {
+    "num_frames": 8,
+    "frame_stage": "none",
+    "head": "meanP",
+    "position_rows": 77,
+    "conv1d_original": False,
+    "head_layers": 6,
+}
 
 
 class ActionCLIP(nn.Module):
     """Video `[B, T, H, W, 3]` (CLIP-normalised) and tokens `[N, L]` → matched features.
 
     Parameters: `clip` (the CLIP tree, as `CLIP`'s) and `fusion` (the temporal head; empty for
-    `meanP`). With `objective="classifier"`, `clip` holds the image tower only (`clip/visual`)
-    and `classifier` the linear layer over `num_classes` classes.
+    `meanP`). With `with_text=False`, `clip` holds the image tower only (`clip/visual`); with
+    `num_classes > 0`, `classifier` is a linear layer over that many classes.
     """
 
     clip_sizes: Mapping[str, int]
@@ -38,18 +53,14 @@ class ActionCLIP(nn.Module):
     position_rows: int = 77  # rows of the transf head's frame-position table
     head_layers: int = 6  # blocks of the transf / transf_cls heads (the original: 6)
     conv1d_original: bool = False
-    objective: str = "video_text"  # video_text | classifier (the unimodal baseline)
-    num_classes: int = 0  # classes of the classifier's linear layer (classifier only)
+    with_text: bool = True  # build the text tower and the logit scale
+    num_classes: int = 0  # > 0: a linear layer over this many classes (the unimodal baseline)
     remat: bool = False
     dtype: Dtype = jnp.float32
 
     def setup(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.objective == "classifier" and self.num_classes <= 0:
-            raise ValueError(
-                f"objective='classifier' needs num_classes > 0, got {self.num_classes}"
-            )
+        if not self.with_text and self.num_classes <= 0:
+            raise ValueError("a model without text tower needs num_classes > 0 to score anything")
         if self.frame_stage not in FRAME_STAGES:
             raise ValueError(f"frame_stage must be one of {FRAME_STAGES}, got {self.frame_stage!r}")
         if self.head not in HEADS:
@@ -58,7 +69,7 @@ class ActionCLIP(nn.Module):
             **self.clip_sizes,
             frame_stage=self.frame_stage,
             num_frames=self.num_frames,
-            with_text=self.objective == "video_text",
+            with_text=self.with_text,
             remat=self.remat,
             dtype=self.dtype,
         )
@@ -73,7 +84,7 @@ class ActionCLIP(nn.Module):
             conv1d_original=self.conv1d_original,
             layers=self.head_layers,
         )
-        if self.objective == "classifier":
+        if self.num_classes > 0:
             self.classifier = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32)
 
     def encode_frames(self, video):  # [B, T, H, W, 3] → [B, T', E]
@@ -90,21 +101,72 @@ class ActionCLIP(nn.Module):
     def encode_text(self, tokens):  # [N, L] → [N, E]
         return self.clip.encode_text(tokens)
 
+    def classify(self, video, train: bool = False):
+        """The linear layer's logits `[B, C]` on the un-normalised video feature."""
+        return self.classifier(self.encode_video(video, train=train))
+
     def __call__(self, video, tokens=None, train: bool = False):
         """Training logits and named features.
 
-        video_text: `exp(logit_scale) · v̂ t̂ᵀ` `[B, N]` for tokens `[N, L]`, and the normalised
-        features `{"video": v̂, "text": t̂}`. classifier: the linear layer's logits `[B, C]` (no
-        tokens), and `{"video": v}`, the un-normalised video feature the layer reads.
+        With tokens `[N, L]`: `exp(logit_scale) · v̂ t̂ᵀ` `[B, N]` and the normalised features
+        `{"video": v̂, "text": t̂}`. Without (a model with a linear layer): its logits `[B, C]`
+        and `{"video": v}`, the un-normalised video feature the layer reads.
         """
-        if self.objective == "classifier":
-            if tokens is not None:
-                raise ValueError("objective='classifier' takes no text tokens")
+        if tokens is None:
+            if self.num_classes <= 0:
+                raise ValueError("this model has no linear layer: pass text tokens to score")
             v = self.encode_video(video, train=train)  # [B, E]
             return self.classifier(v), {"video": v}
-        if tokens is None:
-            raise ValueError("objective='video_text' needs text tokens")
         v = l2_normalize(self.encode_video(video, train=train))
         t = l2_normalize(self.encode_text(tokens).astype(jnp.float32))
         logits = jnp.exp(self.clip.logit_scale) * v @ t.T
         return logits, {"video": v, "text": t}
+
+
+def build(spec: Mapping, *, dtype: Dtype = jnp.float32, remat: bool = False) -> ActionCLIP:
+    """The model a spec describes (see the module docstring); missing video fields take
+    `VIDEO_DEFAULTS`."""
+    video = {**VIDEO_DEFAULTS, **spec.get("video", {})}
+    return ActionCLIP(
+        clip_sizes=dict(spec["clip"]),
+        num_frames=int(video["num_frames"]),
+        frame_stage=video["frame_stage"],
+        head=video["head"],
+        position_rows=int(video["position_rows"]),
+        conv1d_original=bool(video["conv1d_original"]),
+        head_layers=int(video["head_layers"]),
+        with_text=bool(spec.get("with_text", True)),
+        num_classes=int(spec.get("num_classes", 0)),
+        remat=remat,
+        dtype=dtype,
+    )
+
+
+def spec_of(model: ActionCLIP) -> dict:
+    """The spec `build` turns back into `model` (sizes, visual prompt, layer and towers)."""
+    return {
+        "clip": dict(model.clip_sizes),
+        "video": {k: getattr(model, k) for k in VIDEO_DEFAULTS},
+        "num_classes": int(model.num_classes),
+        "with_text": bool(model.with_text),
+    }
+
+
+def dummy_inputs(model: ActionCLIP, batch: int = 1):
+    """Abstract arguments of `model.init`: a video, and tokens when the model reads text."""
+    r = model.clip_sizes["image_resolution"]
+    video = jax.ShapeDtypeStruct((batch, model.num_frames, r, r, 3), jnp.float32)
+    if not model.with_text:
+        return (video,)
+    return video, jax.ShapeDtypeStruct((batch, model.clip_sizes["context_length"]), jnp.int32)
+
+
+def init_params(model: ActionCLIP, rng):
+    """Randomly initialised parameters (callable under `jax.jit` / `jax.eval_shape`)."""
+    args = [jnp.zeros(a.shape, a.dtype) for a in dummy_inputs(model)]
+    return model.init(rng, *args)["params"]
+
+
+def abstract_params(model: ActionCLIP):
+    """The parameters' shapes and dtypes, with nothing allocated."""
+    return jax.eval_shape(lambda rng: init_params(model, rng), jax.random.key(0))

@@ -1,12 +1,15 @@
-r"""Few-shot HMDB51: K videos per class of split 1 (K = 2, 4, 8, 16), from OpenAI CLIP weights,
-evaluated on split 1's test list over all 51 classes.
+r"""Few-shot HMDB51 or UCF101: K videos per class of split 1 (K = 2, 4, 8, 16), from OpenAI CLIP
+weights, evaluated on split 1's test list over all classes. The argument is `DATA SET[,K]`
+(default `hmdb51,16`):
 
-  python -m actionclip_jax.main --config=configs/fewshot_hmdb51.py:16 --workdir=DIR \
+  python -m actionclip_jax.main --config=configs/few_shot.py:hmdb51,16 --workdir=DIR \
       --config.init.checkpoint=ViT-B-16.pt --config.data.root=data/hmdb51/videos
+  python -m actionclip_jax.main --config=configs/few_shot.py:ucf101,2 --workdir=DIR \
+      --config.init.checkpoint=ViT-B-16.pt --config.data.root=data/ucf101/videos
 
-The standard K-shot lists ship with the package (`hmdb51/train1_few_shot_K`). A new draw from
-any list (e.g. the full split-1 training list, `<video> <label>` a line), written out so that a
-run can be repeated:
+The standard K-shot lists ship with the package (`hmdb51/train1_few_shot_K`,
+`ucf101/train1_few_shot_K`). A new draw from any list (e.g. the full split-1 training list,
+`<video> <label>` a line), written out so that a run can be repeated:
 
   python -m actionclip_jax.splits few_shot --list=TRAIN_LIST --labels=hmdb51 --k=4 --seed=1 \
       --output=FILE
@@ -17,18 +20,17 @@ then `--config.data.train=FILE`. `data.root` holds every video file directly:
 
 from configs import base
 
+DATASETS = ("hmdb51", "ucf101")
 SHOTS = (2, 4, 8, 16)
 
 
 def get_config(arg=None):
-    return few_shot("hmdb51", arg)
-
-
-def few_shot(dataset: str, arg=None):
-    """The few-shot config of `dataset` (`hmdb51` or `ucf101`, its built-in names), K = `arg`."""
-    k = int(arg or 16)
+    dataset, _, k = (arg or "hmdb51").partition(",")
+    k = int(k or 16)
+    if dataset not in DATASETS:
+        raise ValueError(f"few_shot: the data set must be one of {DATASETS}, got {dataset!r}")
     if k not in SHOTS:
-        raise ValueError(f"few-shot K must be one of {SHOTS}, got {k}")
+        raise ValueError(f"few_shot: K must be one of {SHOTS}, got {k}")
     config = base.get_config()
     config.init.checkpoint = "ViT-B-16.pt"  # OpenAI CLIP: the few-shot protocol starts there
     config.data.labels = dataset

@@ -1,0 +1,1 @@
+"""Evaluation: evaluators over prediction functions, protocols as data, reporting."""

@@ -1,0 +1,53 @@
+"""Running a run's evaluation passes and publishing what they measured.
+
+The loop (`train.py`) and evaluation-only runs (`evaluate.py`) both go through here: evaluators
+are made once per run over one jitted eval step (`make_evaluators`), each pass is measured
+(`Evaluator.run`) and then published (`reports.publish_pass`), and a protocol's passes are
+summarised (`summarize`).
+"""
+
+from actionclip_jax.evals import evaluator as evaluator_lib
+from actionclip_jax.evals import protocols, reports
+
+
+def make_evaluators(plan, mesh, *task_lists):
+    """One list of evaluators per list of tasks, all over the run's one jitted eval step."""
+    step = evaluator_lib.make_eval_step(plan.objective, plan.model.dtype, mesh)
+    size = plan.model.clip_sizes["image_resolution"]
+    return [
+        [evaluator_lib.Evaluator(t, step, plan.objective, plan.config.data, size, mesh)
+         for t in tasks]
+        for tasks in task_lists
+    ]  # fmt: skip
+
+
+def evaluate(plan, evaluators, params, step: int, writer, workdir) -> dict:
+    """Runs `evaluators` and publishes each pass; returns `{name: results}`."""
+    config = plan.config
+    meta = protocols.result_metadata(config, plan.objective.with_text)
+    out = {}
+    for ev in evaluators:
+        results, counts = ev.run(params)
+        if counts["half_count"].size:
+            results.update(protocols.half_class_summary(counts))
+        results.update(checkpoint_step=int(step), **meta)
+        reports.publish_pass(
+            results,
+            counts,
+            name=ev.name,
+            class_names=ev.task.class_names,
+            step=step,
+            writer=writer,
+            workdir=workdir,
+            artifacts=config.eval.artifacts,
+            top_n=config.eval.top_confusions,
+        )
+        out[ev.name] = results
+    return out
+
+
+def summarize(plan, per_pass: dict, workdir) -> dict:
+    """The protocol's summary over its passes, written to `eval_results.json`."""
+    summary = protocols.summarize_protocol(plan.config, per_pass, plan.objective.with_text)
+    reports.publish_summary(summary, workdir)
+    return summary

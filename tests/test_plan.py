@@ -1,0 +1,176 @@
+"""The run plan: a config resolved once, checked before anything heavy, and consumed by the loop
+and by evaluation-only runs (which read parameters alone, the run's own before `init.checkpoint`).
+
+In-process, on the tiny `configs/test.py` model, sharing the training tests' synthetic data folder
+and compilation cache (train_helpers.py).
+"""
+
+import copy
+import json
+import time
+
+import jax
+import numpy as np
+import pytest
+import train_helpers as h
+
+from actionclip_jax import checkpointing, evaluate, optim, sharding, train
+from actionclip_jax import plan as plan_lib
+from actionclip_jax.evals import evaluator, passes
+from actionclip_jax.models import actionclip
+from data_pipeline import sources
+
+STEPS_PER_EPOCH = 3
+
+
+@pytest.fixture(scope="module")
+def basetemp(tmp_path_factory):
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_cache(basetemp):
+    with h.compile_cache(basetemp):
+        yield
+
+
+@pytest.fixture(scope="module")
+def config(basetemp):
+    return h.make_test_config(basetemp)
+
+
+def test_each_list_is_opened_and_parsed_once_per_plan(config, tmp_path, monkeypatch):
+    opened, parsed = [], []
+    open_source, parse = sources.open_source, sources.parse_list_file
+
+    def counting_open(data, **kwargs):
+        opened.append(str(data))
+        return open_source(data, **kwargs)
+
+    def counting_parse(path, **kwargs):
+        parsed.append(str(path))
+        return parse(path, **kwargs)
+
+    monkeypatch.setattr(sources, "open_source", counting_open)
+    monkeypatch.setattr(sources, "parse_list_file", counting_parse)
+    cfg = copy.deepcopy(config)
+    plan = plan_lib.make_plan(cfg, tmp_path)
+    # train, val (shared by the periodic pass and the protocol's default pass), heldout.
+    assert sorted(opened) == sorted([plan.config.data.train, plan.config.data.val,
+                                     plan.config.data.heldout])  # fmt: skip
+    assert sorted(parsed) == sorted(opened)
+    assert plan.val is plan.protocol[0] and plan.heldout.name == "heldout"
+    assert plan.final_tasks == (plan.heldout,)  # no eval.splits: the protocol is the val pass
+
+
+def test_bad_values_fail_naming_the_field_before_data_is_generated(config, tmp_path, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the plan got past the value checks")
+
+    monkeypatch.setattr(plan_lib, "resolve_data", must_not_run)
+    cases = {
+        "model.head": ("model", "head", "transformer"),
+        "data.num_crops": ("data", "num_crops", 2),
+        "optim.grad_accum": ("optim", "grad_accum", 3),  # does not divide the batch of 8
+        "data.batch_size": ("data", "batch_size", 12),  # not a multiple of the 8 devices
+        "text.templates": ("text", "templates", str(tmp_path / "none.txt")),
+        "eval.protocol": ("eval", "protocol", "zero-shot"),
+    }
+    for field, (section, name, value) in cases.items():
+        cfg = copy.deepcopy(config)
+        cfg[section][name] = value
+        with pytest.raises(plan_lib.ConfigError, match=f"config field {field}"):
+            plan_lib.make_plan(cfg, tmp_path)
+
+
+def _train_two_steps(config, workdir):
+    cfg = copy.deepcopy(config)
+    cfg.max_steps = 2
+    cfg.eval_every_epochs = 100  # no evaluation: the last step's is enough
+    return train.train_and_evaluate(cfg, workdir)
+
+
+@pytest.fixture(scope="module")
+def trained(config, basetemp):
+    """A run of two steps (its own checkpoint at step 2, evaluated once at the end)."""
+    workdir = basetemp / "plan_trained"
+    results = _train_two_steps(config, workdir)
+    return workdir, results
+
+
+def test_checkpoint_records_the_model_spec_and_what_the_run_scores_with(trained, config):
+    workdir, results = trained
+    step, meta = checkpointing.newest_readable_meta(workdir)
+    assert step == 2 and meta["step"] == 2
+    plan = plan_lib.make_plan(config, "/nonexistent")
+    assert meta["model"] == json.loads(json.dumps(plan.spec))
+    assert meta["run"]["class_names"] == list(plan.class_names)
+    assert len(meta["run"]["templates"]) == 16 and meta["run"]["objective"] == "video_text"
+    assert meta["metrics"]["top1"] == pytest.approx(results["top1"])
+    # The parameters have an item of their own; the rest of the state another.
+    params = h.load_params(workdir, 2)
+    state = h.load_item(workdir, 2, "state")
+    assert set(params) == {"clip", "fusion"} and set(state) == {"step", "opt_state", "rng"}
+
+
+def test_eval_mode_restores_parameters_alone_and_needs_no_init_file(
+    trained, config, tmp_path, monkeypatch
+):
+    workdir, results = trained
+
+    def no_optimizer(*args, **kwargs):
+        raise AssertionError("evaluation built an optimiser")
+
+    monkeypatch.setattr(optim, "make_optimizer", no_optimizer)
+    cfg = copy.deepcopy(config)
+    cfg.mode = "eval"
+    cfg.init.checkpoint = str(tmp_path / "gone.pt")  # resumed first: never read, never needed
+    again = evaluate.evaluate(cfg, workdir)
+    assert again["checkpoint_step"] == 2
+    for field in ("top1", "top5", "mean_class_acc", "num_videos"):
+        assert again[field] == results[field], field
+
+    # Without a checkpoint the init file is what would be evaluated: then it must exist.
+    with pytest.raises(FileNotFoundError, match=r"init\.checkpoint: .*gone\.pt does not exist"):
+        evaluate.evaluate(cfg, tmp_path / "fresh")
+
+
+def test_resuming_with_another_model_names_the_differing_field(trained, config):
+    workdir, _ = trained
+    for section, name, value in (("model", "head", "meanP"), ("data", "num_frames", 2)):
+        cfg = copy.deepcopy(config)
+        cfg[section][name] = value
+        t0 = time.time()
+        with pytest.raises(plan_lib.ConfigError, match=rf"config field {section}\.{name}: the run"):
+            plan_lib.make_plan(cfg, workdir)
+        assert time.time() - t0 < 30
+    cfg = copy.deepcopy(config)
+    cfg.model.clip.vision_width = 128
+    with pytest.raises(plan_lib.ConfigError, match=r"model\.clip\.vision_width"):
+        plan_lib.make_plan(cfg, workdir)
+
+
+def test_evaluators_of_a_run_share_one_step_that_compiles_once_per_shape(config, tmp_path):
+    plan = plan_lib.make_plan(config, tmp_path)
+    mesh = sharding.make_mesh()
+    [val], final = passes.make_evaluators(plan, mesh, [plan.val], plan.final_tasks)
+    assert all(ev.step is val.step for ev in final)
+    params = jax.jit(lambda r: actionclip.init_params(plan.model, r))(jax.random.key(0))
+    for ev in (val, *final, val):  # val and heldout have the same shapes (36 classes)
+        ev.run(params)
+    assert val.step._cache_size() == 1  # pylint: disable=protected-access
+
+
+def test_eval_metrics_are_clu_metrics_merged_over_batches():
+    one = evaluator.EvalMetrics.single_from_model_output(
+        hit1=np.array([1.0, 0.0]), hit5=np.array([1.0, 1.0]), mask=np.array([True, True]),
+        label=np.array([0, 1]), pred=np.array([0, 0]), scores=np.zeros((2, 3)),
+        half_hits=np.zeros((0, 2)), half_inside=np.zeros((0, 2)), bad=np.array([0, 1]),
+    )  # fmt: skip
+    two = one.merge(one)
+    values = two.compute()
+    assert float(values["top1"]) == 0.5 and float(values["top5"]) == 1.0
+    assert int(values["bad"]) == 2
+    np.testing.assert_array_equal(two.classes.count, [2, 2, 0])
+    np.testing.assert_array_equal(two.classes.confusion, [[2, 0, 0], [2, 0, 0], [0, 0, 0]])
+    assert float(values["classes"]) == pytest.approx(0.5)  # mean over the 2 classes with videos
