@@ -11,10 +11,10 @@ every host: `jax.distributed.initialize()` finds the others.
 """
 
 import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from actionclip_jax import evaluate, logs, train
+from actionclip_jax import devices, evaluate, logs, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results (or gs://...).")
@@ -27,12 +27,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    devices.configure_xla_flags()  # before anything starts the backend: XLA reads them once
     if _DISTRIBUTED.value or (_DISTRIBUTED.value is None and train.on_multihost_tpu()):
         jax.distributed.initialize()
     config = _CONFIG.value
     logs.quiet_library_logs()
-    logging.info("devices: %d (%d per process), processes: %d", jax.device_count(),
-                 jax.local_device_count(), jax.process_count())  # fmt: skip
+    devices.check_devices(config)
     if config.mode == "train":
         train.train_and_evaluate(config, _WORKDIR.value)
     elif config.mode == "eval":
