@@ -270,8 +270,9 @@ SECTIONS = (
 )
 
 
-def report(sections=SECTIONS, out=None) -> bool:
-    """Prints every section to `out` (stdout); returns whether all of them completed."""
+def report(sections=None, out=None) -> bool:
+    """Prints every section (default: SECTIONS) to `out` (stdout); returns whether all completed."""
+    sections = SECTIONS if sections is None else sections
     out = out or sys.stdout
     print("actionclip_jax environment report (python -m actionclip_jax.collect_env)", file=out)
     complete = True
