@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 import jax
+import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # configs/ is not installed
 from actionclip_jax import weights  # pylint: disable=wrong-import-position
@@ -29,8 +30,11 @@ def main(output: str) -> None:
         "num_frames": config.data.num_frames,
     }
     model = weights.build_actionclip(sizes, video)
-    dummy = [jax.numpy.zeros(x.shape, x.dtype) for x in weights.video_dummy_inputs(sizes, video["num_frames"])]
-    params = jax.jit(model.init)(jax.random.key(0), *dummy)["params"]
+    # Shapes only (no compilation, which would dominate this script), then small random values.
+    inputs = weights.video_dummy_inputs(sizes, video["num_frames"])
+    abstract = weights.abstract_params(model, *inputs)
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda x: rng.normal(0, 0.02, x.shape).astype(x.dtype), abstract)
     meta = {"clip": sizes, "video": video, "source": "configs/test.py", "source_kind": "random"}
     weights.save_converted(output, meta, params)
     print(f"wrote {output}: configs/test.py's model, random weights")

@@ -212,6 +212,7 @@ def _test_config():
 def jitted_step():
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+    import numpy as np  # pylint: disable=import-outside-toplevel
     import optax  # pylint: disable=import-outside-toplevel
 
     from actionclip_jax.models.actionclip import ActionCLIP  # pylint: disable=import-outside-toplevel
@@ -232,7 +233,10 @@ def jitted_step():
     k_video, k_text, k_init, k_drop = jax.random.split(jax.random.key(0), 4)
     video = jax.random.uniform(k_video, (b, t, r, r, 3))  # [B, T, H, W, 3]
     tokens = jax.random.randint(k_text, (b, sizes["context_length"]), 1, sizes["vocab_size"])
-    params = jax.jit(model.init)(k_init, video, tokens)["params"]
+    # Parameters from their shapes (compiling `init` would cost more than the step itself).
+    abstract = jax.eval_shape(model.init, k_init, video, tokens)["params"]
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda x: rng.normal(0, 0.02, x.shape).astype(x.dtype), abstract)
 
     def loss_fn(p):
         logits, _ = model.apply(
