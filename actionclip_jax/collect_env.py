@@ -154,14 +154,7 @@ def jax_devices():
         yield f"  {d.id}: {d.device_kind} (process {d.process_index}), {mem}{extra}"
     yield f"bfloat16: {_bf16()}"
     yield f"cuDNN attention: {_cudnn_attention()}"
-    warnings = devices.device_warnings(
-        jax.default_backend(),
-        None,
-        devices.installed_accelerator_packages(),
-        devices.accelerator_hardware(),
-        devices._platforms_requested(),  # pylint: disable=protected-access
-    )
-    for w in warnings:
+    for w in devices.current_warnings():
         yield f"WARNING: {w}"
 
 

@@ -89,7 +89,8 @@ def accelerator_hardware() -> dict[str, str]:
     return found
 
 
-def _platforms_requested() -> list[str]:
+def platforms_requested() -> list[str]:
+    """The platforms JAX_PLATFORMS (or the older JAX_PLATFORM_NAME) names, lower case."""
     value = os.environ.get("JAX_PLATFORMS", "") or os.environ.get("JAX_PLATFORM_NAME", "")
     return [p.strip().lower() for p in value.split(",") if p.strip()]
 
@@ -103,7 +104,7 @@ def configure_xla_flags(environ=None) -> list[str]:
     environ = os.environ if environ is None else environ
     if "gpu" not in installed_accelerator_packages():
         return []
-    requested = _platforms_requested()
+    requested = platforms_requested()
     if requested and not {"cuda", "gpu"} & set(requested):
         return []
     current = environ.get("XLA_FLAGS", "").split()
@@ -190,12 +191,8 @@ def describe() -> str:
     )
 
 
-def check_devices(config=None) -> list[str]:
-    """Logs the backend and devices, then one warning per surprise; returns the warnings.
-
-    `config` (optional) is the run's config: its `model.dtype` is checked against the backend.
-    """
-    logging.info("%s", describe())
+def current_warnings(compute_dtype: str | None = None) -> list[str]:
+    """`device_warnings` for this process's backend and this machine."""
     backend = jax.default_backend()
     packages = installed_accelerator_packages()
     reasons = {}
@@ -206,10 +203,18 @@ def check_devices(config=None) -> list[str]:
             )
             if reason:
                 reasons[platform] = reason
-    dtype = config.model.dtype if config is not None else None
-    warnings = device_warnings(
-        backend, dtype, packages, accelerator_hardware(), _platforms_requested(), reasons
+    return device_warnings(
+        backend, compute_dtype, packages, accelerator_hardware(), platforms_requested(), reasons
     )
+
+
+def check_devices(config=None) -> list[str]:
+    """Logs the backend and devices, then one warning per surprise; returns the warnings.
+
+    `config` (optional) is the run's config: its `model.dtype` is checked against the backend.
+    """
+    logging.info("%s", describe())
+    warnings = current_warnings(config.model.dtype if config is not None else None)
     for w in warnings:
         logging.warning("%s", w)
     return warnings

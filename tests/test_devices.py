@@ -37,7 +37,7 @@ def test_gpu_hardware_without_a_cuda_plugin_names_the_extra_to_install():
 
 def test_no_fallback_warning_when_the_cpu_is_asked_for(monkeypatch):
     monkeypatch.setenv("JAX_PLATFORMS", "CPU")
-    requested = devices._platforms_requested()  # pylint: disable=protected-access
+    requested = devices.platforms_requested()
     assert requested == ["cpu"]
     assert devices.device_warnings("cpu", "float32", CUDA, {"gpu": "x"}, requested) == []
 
@@ -67,6 +67,16 @@ def test_check_devices_logs_the_backend_and_warns_about_bf16_here(caplog):
     # This machine has neither an accelerator package nor the hardware: bf16 is the one warning.
     assert len(warnings) == 1 and "bfloat16" in warnings[0]
     assert warnings[0] in text
+
+
+def test_this_machine_with_a_cuda_plugin_of_another_version_warns_and_names_it(monkeypatch):
+    # The real backend (the CPU) and JAX's own error lookup; only the installed plugin is made up.
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    fake = {"gpu": ["jax-cuda13-plugin 0.0.1", "jax-cuda13-pjrt 0.0.1"]}
+    monkeypatch.setattr(devices, "installed_accelerator_packages", lambda: fake)
+    (w,) = devices.current_warnings("float32")
+    assert "JAX runs on the CPU although jax-cuda13-plugin 0.0.1" in w
+    assert "(jax-cuda13-plugin 0.0.1 does not match jaxlib " in w
 
 
 def test_configure_xla_flags_adds_gpu_flags_only_with_a_cuda_plugin(monkeypatch):
