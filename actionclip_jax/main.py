@@ -17,7 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from actionclip_jax import checkpointing, evaluate, logs, train, weights
+from actionclip_jax import checkpointing, devices, evaluate, logs, train, weights
 from actionclip_jax import plan as plan_lib
 from data_pipeline import pipeline
 
@@ -42,12 +42,12 @@ USER_ERRORS = (
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    devices.configure_xla_flags()  # before anything starts the backend: XLA reads them once
     if _DISTRIBUTED.value or (_DISTRIBUTED.value is None and train.on_multihost_tpu()):
         jax.distributed.initialize()
     config = _CONFIG.value
     logs.quiet_library_logs()
-    logging.info("devices: %d (%d per process), processes: %d", jax.device_count(),
-                 jax.local_device_count(), jax.process_count())  # fmt: skip
+    devices.check_devices(config)
     run = {"train": train.train_and_evaluate, "eval": evaluate.evaluate}.get(config.mode)
     if run is None:
         raise app.UsageError(f"config field mode must be train or eval, got {config.mode!r}")

@@ -10,7 +10,6 @@ import copy
 import functools
 import json
 import logging
-import time
 from types import SimpleNamespace
 
 import flax
@@ -251,10 +250,8 @@ def test_protocols_with_unseen_classes_fail_at_once_naming_the_objective(
     zero_shot.eval.splits = ("ucf101/val1",)
     zero_shot.eval.split_labels = ("ucf101",)
     for run in (train.train_and_evaluate, evaluate.evaluate):
-        t0 = time.time()
         with pytest.raises(ValueError, match=r"eval\.protocol: 'zero_shot'.*'classifier' cannot"):
             run(zero_shot, tmp_path / "zs")
-        assert time.time() - t0 < 30
 
     # A split scored against other labels (here HMDB51's) names the classes it cannot score.
     other = copy.deepcopy(config)

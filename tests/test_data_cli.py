@@ -21,7 +21,7 @@ def _run(module, *args):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard: imports alone take a minute on a loaded 2-core machine
     )
 
 

@@ -7,7 +7,6 @@ and compilation cache (train_helpers.py).
 
 import copy
 import json
-import time
 
 import jax
 import numpy as np
@@ -140,10 +139,8 @@ def test_resuming_with_another_model_names_the_differing_field(trained, config):
     for section, name, value in (("model", "head", "meanP"), ("data", "num_frames", 2)):
         cfg = copy.deepcopy(config)
         cfg[section][name] = value
-        t0 = time.time()
         with pytest.raises(plan_lib.ConfigError, match=rf"config field {section}\.{name}: the run"):
             plan_lib.make_plan(cfg, workdir)
-        assert time.time() - t0 < 30
     cfg = copy.deepcopy(config)
     cfg.model.clip.vision_width = 128
     with pytest.raises(plan_lib.ConfigError, match=r"model\.clip\.vision_width"):

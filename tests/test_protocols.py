@@ -458,7 +458,7 @@ def test_report_command_on_two_runs(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "actionclip_jax.report", str(tmp_path / "b16"),
          str(tmp_path / "b32"), "--format=markdown", "--mean"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=True,
     ).stdout  # fmt: skip
     header = out.splitlines()[0]
     assert "b16" in header and "b32" in header and "b32:heldout" in header

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -245,9 +246,25 @@ def eval_results(workdir, name="eval_results.json") -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+    """A port that is free now and that the system does not hand out by itself.
+
+    Binding port 0 would give an ephemeral port, which the kernel may hand to any other socket
+    (an outgoing connection, another test's port 0) before the coordinator binds it. A random
+    port below the ephemeral range is only ever taken by a program that asks for it by number.
+    """
+    low = 32768  # Linux's default start of the ephemeral range
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    picker = random.SystemRandom()  # concurrent test sessions pick different ports
+    for _ in range(200):
+        port = picker.randrange(max(1024, low // 2), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("localhost", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port found between {max(1024, low // 2)} and {low}")
 
 
 # The uninterrupted reference run: the test config's first epoch (3 steps), one grain worker.

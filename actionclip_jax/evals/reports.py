@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 
 import jax
