@@ -4,27 +4,34 @@ r"""Ranks free-text labels for one video.
       --labels="riding a bike,playing guitar"
   python -m actionclip_jax.predict --checkpoint=DIR --video=clip.mp4 --labels_file=kinetics400
 
+  python -m actionclip_jax.predict --checkpoint=WORKDIR --video=clip.mp4
+
 The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), an ActionCLIP training
-checkpoint or a converted directory. Frames follow the test protocol: T segment centres, the short
-side resized to 256/224 of the input size (bicubic), centre crop; each label is scored under the
-16 prompt templates (softmax per template, then the mean).
+checkpoint, a converted directory, or the workdir of a training run here: a run scores with the
+prompt templates and objective it trained with, and without `--labels` ranks its own classes.
+Frames follow the test protocol: T segment centres, the short side resized to 256/224 of the
+input size (bicubic), centre crop; each label is scored under the prompt templates (softmax per
+template, then the mean; the 16 of ActionCLIP for checkpoints that record none).
 """
 
 import json
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 from absl import app, flags
 from etils import epath
 
-from actionclip_jax import augment, prompts, scoring
+from actionclip_jax import augment, checkpointing, objectives, prompts, runs, scoring
 from actionclip_jax.objectives import video_text
 from actionclip_jax.weights import load_actionclip
 from data_pipeline import labels as label_files
 from data_pipeline import sampling, transforms, video as video_io
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "CLIP/ActionCLIP .pt or converted dir.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "CLIP/ActionCLIP .pt, converted dir, or a training run's workdir."
+)
 _VIDEO = flags.DEFINE_string("video", None, "Video file (anything decord/FFmpeg reads).")
 _LABELS = flags.DEFINE_string("labels", None, "Comma-separated label texts.")
 _LABELS_FILE = flags.DEFINE_string(
@@ -50,13 +57,23 @@ def test_frames(path, num_frames: int, input_size: int) -> np.ndarray:
     return transforms.center_crop(frames, input_size)
 
 
-def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATES):
-    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8, scored as evaluation does."""
-    objective = video_text.bundle(model, templates)
+def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATES, objective=None):
+    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8, scored as evaluation does.
+
+    `objective` (default: ActionCLIP's video–text scoring with `templates`) is how the model
+    scores classes; a training run's own is `run_objective(run)`.
+    """
+    objective = objective or video_text.bundle(model, templates)
     video = augment.preprocess_uint8(frames_uint8[None]).astype(model.dtype)  # [1, T, S, S, 3]
     text = objective.classes_fn(params, objective.class_info(class_names))  # [K, C, E]
     logits = jax.jit(objective.predict_fn)(params, video, text)  # [1, K, C]
     return np.asarray(scoring.view_scores(logits[:, None]))[0]  # one view
+
+
+def run_objective(run):
+    """The objective a training run (`runs.load_run`) trained, to score as it does."""
+    config = ml_collections.ConfigDict(run.meta["config"])
+    return objectives.make(config, run.model, run.class_names)
 
 
 def rank(class_names, probs):
@@ -68,12 +85,22 @@ def main(argv):
     del argv
     if not _CHECKPOINT.value or not _VIDEO.value:
         raise app.UsageError("--checkpoint and --video are required")
-    if bool(_LABELS.value) == bool(_LABELS_FILE.value):
-        raise app.UsageError("give exactly one of --labels and --labels_file")
+    if _LABELS.value and _LABELS_FILE.value:
+        raise app.UsageError("give at most one of --labels and --labels_file")
+    run = None
+    if checkpointing.is_run(_CHECKPOINT.value):  # a training run: its classes by default
+        try:
+            run = runs.load_run(_CHECKPOINT.value)
+        except (OSError, ValueError) as e:
+            sys.exit(f"predict: error: {e}")
     if _LABELS.value:
         names = parse_label_list(_LABELS.value)
-    else:
+    elif _LABELS_FILE.value:
         names = label_files.read_labels(label_files.resolve_label_file(_LABELS_FILE.value))
+    elif run is not None:
+        names = run.class_names
+    else:
+        raise app.UsageError("give --labels or --labels_file (a training run has its own classes)")
     if not names:
         raise app.UsageError("the label list is empty: pass at least one label")
     if len(set(names)) != len(names):
@@ -83,11 +110,17 @@ def main(argv):
         raise app.UsageError(f"video not found: {_VIDEO.value}")
 
     try:
-        model, params = load_actionclip(_CHECKPOINT.value, num_frames=_NUM_FRAMES.value)
+        if run is not None and not _NUM_FRAMES.value:
+            model, params = run.model, run.params
+        else:
+            model, params = load_actionclip(_CHECKPOINT.value, num_frames=_NUM_FRAMES.value)
         frames = test_frames(_VIDEO.value, model.num_frames, model.clip_sizes["image_resolution"])
+        # A run scores as it trained: its objective and templates.
+        objective = None if run is None else run_objective(run)
+        probs = predict(model, params, frames, names, objective=objective)
     except (OSError, ValueError) as e:  # missing files, bad checkpoints, undecodable videos
         sys.exit(f"predict: error: {e}")
-    ranking = rank(names, predict(model, params, frames, names))
+    ranking = rank(names, probs)
     shown = ranking[: _TOP.value] if _TOP.value else ranking
     width = max(len(r["label"]) for r in shown)
     print(f"{_VIDEO.value}: {model.head} head, {model.num_frames} frames")

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
+from actionclip_jax import checkpointing, runs
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import CLIP
 
@@ -489,6 +490,14 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False):
       `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
       for `model.apply({'params': params}, images, method=model.encode_image)`.
     """
+    if checkpointing.is_run(path):
+        run = runs.load_run(path)
+        if run.model.frame_stage == "joint" or not run.model.with_text:
+            raise CheckpointError(
+                f"{path} holds a {run.model.frame_stage} ActionCLIP model"
+                f"{'' if run.model.with_text else ' without text tower'}; use load_actionclip"
+            )
+        return CLIP(**run.model.clip_sizes, dtype=dtype, remat=remat), run.params["clip"]
     if is_converted(path):
         sizes, video, params = _load_converted_actionclip(path, None)
         if video["frame_stage"] == "joint":
@@ -508,16 +517,30 @@ def load_actionclip(
     conv1d_original: bool | None = None,
     dtype=jnp.float32,
     remat: bool = False,
+    step: int | None = None,
+    best: bool = False,
 ):
-    """Loads the ActionCLIP video model from any supported checkpoint.
+    """Loads the ActionCLIP video model from any supported checkpoint, or a training run.
 
     The frame stage and the temporal head are read off the checkpoint's keys (an OpenAI CLIP file
     gives `meanP`); the arguments override them. `num_frames` defaults to 8, or to what the
-    checkpoint fixes (joint, transf_cls).
+    checkpoint fixes (joint, transf_cls). A training run's workdir gives the model it trained
+    (its newest checkpoint, `step`, or the `best` by validation top-1; parameters only).
 
     Returns:
       `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`.
     """
+    if checkpointing.is_run(path):
+        run = runs.load_run(path, step=step, best=best, dtype=dtype, remat=remat)
+        video = dict(actionclip.spec_of(run.model)["video"])
+        if num_frames and num_frames != video["num_frames"]:
+            video = resolve_video_config(
+                {**video, "num_frames": video["num_frames"] if _fixes_num_frames(video) else None},
+                num_frames, str(path),
+            )  # fmt: skip
+            spec = {**actionclip.spec_of(run.model), "video": video}
+            return actionclip.build(spec, dtype=dtype, remat=remat), run.params
+        return run.model, run.params
     if is_converted(path):
         sizes, video, params = _load_converted_actionclip(path, num_frames)
     else:
