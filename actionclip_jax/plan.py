@@ -367,6 +367,18 @@ def _read_class_names(field: str, labels: str) -> tuple[str, ...]:
         _fail(field, str(err))
 
 
+def _open_source(data_cfg, data: str, split: str, num_classes: int):
+    """A list file or TFDS dataset opened as the config's `data` section says."""
+    return sources.open_source(
+        data,
+        split=split,
+        root=data_cfg.root or None,
+        labels=num_classes,
+        kind=data_cfg.kind or None,
+        tfds_data_dir=data_cfg.tfds_data_dir or None,
+    )
+
+
 def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
     """Resolves and checks `config` for a run in `workdir` (see the module docstring).
 
@@ -419,14 +431,7 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
             info = objective.class_info(names)
         except ValueError as err:
             _fail(field, f"{what}: {err}")
-        source = sources.open_source(
-            data,
-            split=d.val_split,
-            root=d.root or None,
-            labels=len(names),
-            kind=d.kind or None,
-            tfds_data_dir=d.tfds_data_dir or None,
-        )
+        source = _open_source(d, data, d.val_split, len(names))
         n = len(source)
         limit = (n // d.eval_batch_size) * d.eval_batch_size if d.drop_last_eval else n
         return EvalTask(
@@ -449,14 +454,7 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
             val = task("", d.val, d.labels, class_names, "data.val")
         if d.heldout:
             heldout = task("heldout", d.heldout, d.labels, class_names, "data.heldout")
-        train_source = sources.open_source(
-            d.train,
-            split=d.train_split,
-            root=d.root or None,
-            labels=len(class_names),
-            kind=d.kind or None,
-            tfds_data_dir=d.tfds_data_dir or None,
-        )
+        train_source = _open_source(d, d.train, d.train_split, len(class_names))
         if len(train_source) < d.batch_size:
             _fail(
                 "data.batch_size",

@@ -7,13 +7,16 @@ and compilation cache (train_helpers.py).
 
 import copy
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 import train_helpers as h
 
-from actionclip_jax import checkpointing, evaluate, optim, sharding, train
+import actionclip_jax
+from actionclip_jax import checkpointing, evaluate, optim, predict, runs, sharding, train
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import evaluator, passes
 from actionclip_jax.models import actionclip
@@ -171,3 +174,34 @@ def test_eval_metrics_are_clu_metrics_merged_over_batches():
     np.testing.assert_array_equal(two.classes.count, [2, 2, 0])
     np.testing.assert_array_equal(two.classes.confusion, [[2, 0, 0], [2, 0, 0], [0, 0, 0]])
     assert float(values["classes"]) == pytest.approx(0.5)  # mean over the 2 classes with videos
+
+
+def test_a_run_is_a_model_for_load_actionclip_and_predict(trained, config, tmp_path):
+    workdir, _ = trained
+    model, params = actionclip_jax.load_actionclip(workdir)
+    want = h.load_params(workdir, 2)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert actionclip.spec_of(model) == json.loads(json.dumps(
+        checkpointing.read_meta(workdir, 2)["model"]))  # fmt: skip
+    run = runs.load_run(workdir, best=True)  # the only evaluated step
+    assert run.step == 2 and len(run.class_names) == 36 and len(run.templates) == 16
+
+    # The command: without --labels it ranks the run's own classes, as the run scores them.
+    plan = plan_lib.make_plan(config, tmp_path / "unused")
+    record = plan.val.source[0]
+    out = tmp_path / "ranking.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "actionclip_jax.predict", f"--checkpoint={workdir}",
+         f"--video={record['path']}", "--top=3", f"--json={out}"],
+        capture_output=True, text=True, timeout=600, cwd=h.REPO, env=h.run_env(workdir.parent),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranking = json.loads(out.read_text())["ranking"]
+    assert sorted(r["label"] for r in ranking) == sorted(run.class_names)
+    frames = predict.test_frames(record["path"], model.num_frames,
+                                 model.clip_sizes["image_resolution"])  # fmt: skip
+    probs = predict.predict(model, params, frames, run.class_names,
+                            objective=predict.run_objective(run))  # fmt: skip
+    got = {r["label"]: r["probability"] for r in ranking}
+    np.testing.assert_allclose([got[n] for n in run.class_names], probs, atol=1e-5)
