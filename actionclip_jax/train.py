@@ -135,7 +135,9 @@ def pretrained(config):
     """`(clip sizes, params)` from `init.checkpoint`, or `(None, None)` for random init."""
     if not config.init.checkpoint:
         return None, None
-    model, params = weights.load_actionclip(config.init.checkpoint, config.data.num_frames)
+    model, params = weights.load_actionclip(
+        config.init.checkpoint, config.data.num_frames, activation=config.init.activation or None
+    )
     if not config.init.load_head or model.head != config.model.head:
         if config.init.load_head and "fusion" in params:
             logging.warning(

@@ -87,7 +87,7 @@ def test_missing_key_is_an_error_not_a_silent_default(tmp_path, small_sd):
     with pytest.raises(
         CheckpointError, match=r"missing.pt: 1 parameters are missing.*resblocks_1/ln_2/bias"
     ):
-        load_clip(path)
+        load_clip(path, activation="quick_gelu")
 
 
 def test_leftover_key_is_an_error(tmp_path, small_sd):
@@ -96,7 +96,7 @@ def test_leftover_key_is_an_error(tmp_path, small_sd):
     path = tmp_path / "extra.pt"
     torch.save(sd, path)
     with pytest.raises(CheckpointError, match=r"extra.pt: 1 tensors fit no parameter.*extra_head"):
-        load_clip(path)
+        load_clip(path, activation="quick_gelu")
 
 
 def test_wrong_shape_is_an_error(tmp_path, small_sd):
@@ -105,7 +105,7 @@ def test_wrong_shape_is_an_error(tmp_path, small_sd):
     path = tmp_path / "shape.pt"
     torch.save(sd, path)
     with pytest.raises(CheckpointError, match=r"visual.ln_post.bias.*\(7,\).*\(128,\)"):
-        load_clip(path)
+        load_clip(path, activation="quick_gelu")
 
 
 class _Payload:
@@ -131,7 +131,7 @@ def test_converted_directory_gives_identical_parameters_and_features(
     converted_dir, small_clip_files, small_images
 ):
     meta = json.loads((converted_dir / weights.META_FILE).read_text())
-    assert meta["clip"] == reference.SMALL
+    assert meta["clip"] == {**reference.SMALL, "activation": "quick_gelu", "ln_epsilon": 1e-5}
     model_pt, params_pt = load_clip(small_clip_files["torchscript"])
     model_dir, params_dir = load_clip(converted_dir)
     assert model_dir == model_pt
