@@ -4,10 +4,11 @@ r"""Ranks free-text labels for one video.
       --labels="riding a bike,playing guitar"
   python -m actionclip_jax.predict --checkpoint=DIR --video=clip.mp4 --labels_file=kinetics400
 
-The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), an ActionCLIP training
-checkpoint or a converted directory. Frames follow the test protocol: T segment centres, the short
-side resized to 256/224 of the input size (bicubic), centre crop; each label is scored under the
-16 prompt templates (softmax per template, then the mean).
+The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), a Hugging Face `CLIPModel`
+folder, an open_clip folder or state dict (plain state dicts need `--activation`), an ActionCLIP
+training checkpoint or a converted directory. Frames follow the test protocol: T segment centres,
+the short side resized to 256/224 of the input size (bicubic), centre crop; each label is scored
+under the 16 prompt templates (softmax per template, then the mean).
 """
 
 import json
@@ -19,12 +20,14 @@ from absl import app, flags
 from etils import epath
 
 from actionclip_jax import augment, prompts, scoring
-from actionclip_jax.models.clip import l2_normalize
+from actionclip_jax.models.clip import ACTIVATIONS, l2_normalize
 from actionclip_jax.weights import load_actionclip
 from data_pipeline import labels as label_files
 from data_pipeline import sampling, transforms, video as video_io
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "CLIP/ActionCLIP .pt or converted dir.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "CLIP/ActionCLIP .pt, Hugging Face/open_clip folder or converted dir."
+)
 _VIDEO = flags.DEFINE_string("video", None, "Video file (anything decord/FFmpeg reads).")
 _LABELS = flags.DEFINE_string("labels", None, "Comma-separated label texts.")
 _LABELS_FILE = flags.DEFINE_string(
@@ -33,6 +36,10 @@ _LABELS_FILE = flags.DEFINE_string(
 _NUM_FRAMES = flags.DEFINE_integer(
     "num_frames", None, "Frames per video (default 8, or what the checkpoint fixes)."
 )
+_ACTIVATION = flags.DEFINE_enum(
+    "activation", None, list(ACTIVATIONS),
+    "MLP activation of a plain state dict with OpenAI key names (which does not say it).",
+)  # fmt: skip
 _TOP = flags.DEFINE_integer("top", 0, "Print only the best N labels (0: all).")
 _JSON = flags.DEFINE_string("json", None, "Also write the ranking to this JSON file.")
 
@@ -84,9 +91,11 @@ def main(argv):
         raise app.UsageError(f"video not found: {_VIDEO.value}")
 
     try:
-        model, params = load_actionclip(_CHECKPOINT.value, num_frames=_NUM_FRAMES.value)
+        model, params = load_actionclip(
+            _CHECKPOINT.value, num_frames=_NUM_FRAMES.value, activation=_ACTIVATION.value
+        )
         frames = test_frames(_VIDEO.value, model.num_frames, model.clip_sizes["image_resolution"])
-    except (OSError, ValueError) as e:  # missing files, bad checkpoints, undecodable videos
+    except (OSError, ValueError, ImportError) as e:  # bad files or videos, a .pt without torch
         sys.exit(f"predict: error: {e}")
     ranking = rank(names, predict(model, params, frames, names))
     shown = ranking[: _TOP.value] if _TOP.value else ranking
