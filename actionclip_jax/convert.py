@@ -17,7 +17,8 @@ Out to the original ActionCLIP's checkpoint format (needs torch):
       [--dtype=fp16]
 
 The file loads in the original code (`pretrain:` in its config, or `test.py`) like its own
-`model_best.pt`.
+`model_best.pt`. For mmaction2's ActionCLIP port (transf head only), `--to=mmaction2
+--num_frames=T` writes its `{'state_dict': {'clip.*', 'adapter.*'}}` layout instead.
 """
 
 import sys
@@ -32,15 +33,21 @@ _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Checkpoint file or folder to convert.", required=True
 )
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "Directory (--to=jax) or .pt file (--to=actionclip-pt) to write.", required=True
+    "output", None, "Directory (--to=jax) or file (the other formats) to write.", required=True
 )
 _TO = flags.DEFINE_enum(
-    "to", "jax", ["jax", "actionclip-pt"],
-    "jax: a converted directory; actionclip-pt: the original ActionCLIP's checkpoint file.",
+    "to", "jax", ["jax", *export.FORMATS],
+    "jax: a converted directory; actionclip-pt: the original ActionCLIP's checkpoint file; "
+    "mmaction2: a checkpoint of mmaction2's ActionCLIP port.",
 )  # fmt: skip
 _DTYPE = flags.DEFINE_enum(
     "dtype", "fp32", list(export.DTYPES),
-    "--to=actionclip-pt only: fp32, or fp16 as the original saves (fp16 conv/linear/attention).",
+    "Exports only: fp32, or fp16 as the original saves (fp16 conv/linear/attention in CLIP).",
+)  # fmt: skip
+_NUM_FRAMES = flags.DEFINE_integer(
+    "num_frames", None,
+    "Exports only: frames of the model (mmaction2: rows of its frame-position table); default: "
+    "what the checkpoint fixes, else 8.",
 )  # fmt: skip
 _ACTIVATION = flags.DEFINE_enum(
     "activation", None, list(ACTIVATIONS),
@@ -53,18 +60,20 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output."
 def main(argv):
     del argv
     try:
-        if _TO.value == "actionclip-pt":
+        if _TO.value != "jax":
             summary = export.export_actionclip_pt(
                 _CHECKPOINT.value,
                 _OUTPUT.value,
                 dtype=_DTYPE.value,
                 overwrite=_OVERWRITE.value,
                 activation=_ACTIVATION.value,
+                to=_TO.value,
+                num_frames=_NUM_FRAMES.value,
             )
             print(f"wrote {_OUTPUT.value}: {summary}")
             return
-        if _DTYPE.value != "fp32":
-            raise app.UsageError("--dtype applies to --to=actionclip-pt only")
+        if _DTYPE.value != "fp32" or _NUM_FRAMES.value is not None:
+            raise app.UsageError("--dtype and --num_frames apply to exports (--to) only")
         meta = weights.convert(
             _CHECKPOINT.value,
             _OUTPUT.value,

@@ -7,6 +7,10 @@ carry `module.`. The file written here holds `epoch` (0: no training epoch of th
 schedule is recorded) and the two state dicts under the original's keys; no optimizer state, which
 the original never reads back.
 
+mmaction2's port (`projects/actionclip`) reads another layout, `{'state_dict': {'clip.*',
+'adapter.*'}}`: its `ActionClip` is OpenAI's CLIP plus a `TransformerAdapter`, the Transf head with
+a frame-position table of exactly T rows; `to_mmaction2_state_dict` writes that.
+
 Keys and layouts are the inverse of `weights.torch_key_to_flax`, and every exported tensor is
 checked to map back to its parameter unchanged. Only models the original can compute are written:
 QuickGELU, LayerNorm eps 1e-5, 64-wide heads, 6-block heads, its Conv_1D reshape.
@@ -24,6 +28,7 @@ from actionclip_jax import weights
 from actionclip_jax.weight_files import CheckpointError
 
 DTYPES = ("fp32", "fp16")
+FORMATS = ("actionclip-pt", "mmaction2")
 
 # What the original's `convert_weights` casts to fp16 (convolutions, linear layers, attention
 # projections and the two projection matrices); LayerNorms, embeddings, the logit scale and the
@@ -141,13 +146,36 @@ def to_original_state_dicts(model, params, source="model") -> tuple[OrderedDict,
     return clip_sd, fusion_sd
 
 
-def _cast(sd, dtype):
+def to_mmaction2_state_dict(model, params, source="model") -> OrderedDict:
+    """The state dict of mmaction2's `ActionClip` (`clip.*`, `adapter.*`), as numpy fp32.
+
+    mmaction2's port has the Transf head only (its `TransformerAdapter`) and no frame stage; its
+    frame-position table has one row per frame, and it counts the adapter's blocks off the keys.
+    """
+    if model.head != "transf" or model.frame_stage != "none":
+        raise CheckpointError(
+            f"{source} cannot be written for mmaction2's ActionCLIP port: it has the transf head "
+            f"and no frame stage only, this model has the {model.head} head and frame stage "
+            f"{model.frame_stage!r}"
+        )
+    clip_sd, fusion_sd = to_original_state_dicts(model, params, source)
+    out = OrderedDict((f"clip.{k}", v) for k, v in clip_sd.items())
+    for k, v in fusion_sd.items():
+        k = k[len("module.") :]
+        if k == "frame_position_embeddings.weight":
+            v = v[: model.num_frames]
+        out[f"adapter.{k}"] = v
+    return out
+
+
+def _cast(sd, dtype, prefix=""):
+    """fp16 where the original's `convert_weights` casts (keys under `prefix` only)."""
     if dtype == "fp32":
         return sd
-    return OrderedDict(
-        (k, v.astype(np.float16) if k.endswith(_FP16_SUFFIXES) or k in _FP16_KEYS else v)
-        for k, v in sd.items()
+    half = lambda k: k.startswith(prefix) and (
+        k.endswith(_FP16_SUFFIXES) or k[len(prefix) :] in _FP16_KEYS
     )
+    return OrderedDict((k, v.astype(np.float16) if half(k) else v) for k, v in sd.items())
 
 
 def export_actionclip_pt(
@@ -156,8 +184,13 @@ def export_actionclip_pt(
     dtype: str = "fp32",
     overwrite: bool = False,
     activation: str | None = None,
+    to: str = "actionclip-pt",
+    num_frames: int | None = None,
 ) -> dict:
     """Writes any loadable checkpoint as an original ActionCLIP checkpoint file (`.pt`).
+
+    With `to="mmaction2"`, as a checkpoint of mmaction2's ActionCLIP port instead (`.pth`,
+    `{'state_dict': ...}`, the frame-position table cut to `num_frames` rows: its `T`).
 
     Args:
       checkpoint: anything `load_actionclip` reads (converted directory, `.pt`, Hugging Face or
@@ -167,12 +200,17 @@ def export_actionclip_pt(
         attention and projections; fp32 LayerNorms, embeddings, logit scale and fusion model).
       overwrite: replace an existing `output`.
       activation: as for `load_actionclip`.
+      to: `actionclip-pt` or `mmaction2`.
+      num_frames: T of the model (mmaction2: the rows of its frame-position table); by default
+        the checkpoint's, else 8.
 
     Returns:
       A summary: the path, dtype, head, frame stage and tensor counts.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if to not in FORMATS:
+        raise ValueError(f"to must be one of {FORMATS}, got {to!r}")
     output = epath.Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; choose another name or pass --overwrite")
@@ -185,14 +223,24 @@ def export_actionclip_pt(
             f"writing the PyTorch file {output} needs torch: `pip install 'actionclip_jax[torch]'` "
             "(or `pip install torch`)"
         ) from e
-    model, params = weights.load_actionclip(checkpoint, activation=activation)
-    clip_sd, fusion_sd = to_original_state_dicts(model, params, str(checkpoint))
+    model, params = weights.load_actionclip(
+        checkpoint, num_frames=num_frames, activation=activation
+    )
     as_torch = lambda sd: OrderedDict((k, torch.from_numpy(v.copy())) for k, v in sd.items())
-    payload = {
-        "epoch": 0,
-        "model_state_dict": as_torch(_cast(clip_sd, dtype)),
-        "fusion_model_state_dict": as_torch(fusion_sd),
-    }
+    if to == "mmaction2":
+        # mmaction2 builds OpenAI's CLIP (fp16 on GPUs) and loads into it; the adapter is fp32.
+        sd = _cast(to_mmaction2_state_dict(model, params, str(checkpoint)), dtype, "clip.")
+        payload = {"state_dict": as_torch(sd)}
+        n_clip = sum(k.startswith("clip.") for k in sd)
+        counts = {"clip_tensors": n_clip, "adapter_tensors": len(sd) - n_clip}
+    else:
+        clip_sd, fusion_sd = to_original_state_dicts(model, params, str(checkpoint))
+        payload = {
+            "epoch": 0,
+            "model_state_dict": as_torch(_cast(clip_sd, dtype)),
+            "fusion_model_state_dict": as_torch(fusion_sd),
+        }
+        counts = {"model_tensors": len(clip_sd), "fusion_tensors": len(fusion_sd)}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
     try:
@@ -208,6 +256,5 @@ def export_actionclip_pt(
         "head": model.head,
         "frame_stage": model.frame_stage,
         "num_frames": model.num_frames,
-        "model_tensors": len(clip_sd),
-        "fusion_tensors": len(fusion_sd),
+        **counts,
     }

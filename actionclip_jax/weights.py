@@ -41,9 +41,6 @@ _ARCHIVE_SCALARS = ("input_resolution", "context_length", "vocab_size")
 # another.
 _OPENAI_LN_EPSILON = 1e-5
 
-__all__ = ["CheckpointError", "load_actionclip", "load_clip", "convert", "read_checkpoint"]
-
-
 # ----------------------------------------------------------------------------------- reading
 
 
@@ -77,7 +74,8 @@ def read_checkpoint(path) -> dict[str, Any]:
     if path.is_dir():
         if hf_clip.is_hf_folder(path):
             ckpt = hf_clip.read_hf_clip(path)
-            return {**ckpt, "settings": ckpt.pop("sizes")}
+            sizes = ckpt.pop("sizes")
+            return {**ckpt, "settings": sizes}
         config = open_clip_config.config_beside(path)
         if config is None:
             raise CheckpointError(

@@ -191,3 +191,39 @@ def test_export_refuses_to_overwrite_and_needs_torch_to_write(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("convert: error: writing the PyTorch file") and "pip install" in last
     assert not (tmp_path / "new.pt").exists()
+
+
+class _MMAdapter(nn.Module):
+    """mmaction2's `TransformerAdapter`: T frame positions, OpenAI's CLIP Transformer (LayerNorm
+    eps 1e-5, not the original's 1e-12), residual, mean over T."""
+
+    def __init__(self, num_segs, width, layers, heads):
+        super().__init__()
+        self.frame_position_embeddings = nn.Embedding(num_segs, width)
+        self.transformer = reference.reference_clip_module().Transformer(width, layers, heads)
+
+    def forward(self, x):  # [B, T, E]
+        y = x + self.frame_position_embeddings(torch.arange(x.shape[1]))[None]
+        y = self.transformer(y.transpose(0, 1)).transpose(0, 1)
+        return (y + x).mean(dim=1)
+
+
+def test_mmaction2_export_loads_in_its_layout_with_the_same_features(tmp_path):
+    model, params = _random_converted_dir(tmp_path / "converted", "transf", "none", seed=4)
+    export.export_actionclip_pt(tmp_path / "converted", tmp_path / "m.pth", to="mmaction2")
+    sd = torch.load(tmp_path / "m.pth", weights_only=True)["state_dict"]
+    # What mmaction2's loader reads off the file: T from the table, the blocks from the keys.
+    assert sd["adapter.frame_position_embeddings.weight"].shape == (T, SMALL["embed_dim"])
+    assert sum(k.startswith("adapter.") and k.endswith(".attn.in_proj_weight") for k in sd) == 6
+    mm = nn.Module()
+    mm.clip = reference.make_reference_clip(SMALL, seed=5)
+    mm.adapter = _MMAdapter(T, SMALL["embed_dim"], 6, SMALL["transformer_width"] // 64)
+    mm.load_state_dict(sd)
+    video = np.random.RandomState(1).randn(2, T, 112, 112, 3).astype(np.float32)
+    encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video))
+    with torch.no_grad():
+        frames = torch.from_numpy(video.reshape(2 * T, 112, 112, 3).transpose(0, 3, 1, 2).copy())
+        theirs = mm.adapter(mm.clip.encode_image(frames).view(2, T, -1))
+    assert reference.rel_err(encode(params, video), theirs.numpy()) <= 1e-4
+    with pytest.raises(CheckpointError, match=r"mmaction2's ActionCLIP port: it has the transf"):
+        export.to_mmaction2_state_dict(_model(head="lstm"), {}, "m")
