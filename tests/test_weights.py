@@ -206,8 +206,8 @@ def test_actionclip_checkpoint_yields_its_clip_part(small_clip_files):
     [
         # First byte 0x12: neither zip nor pickle (a real random file: it once was reported as
         # needing "arbitrary pickled Python objects").
-        (b"\x12" + np.random.RandomState(0).bytes(4095), r"not a PyTorch checkpoint: its first bytes"),
-        (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n", r"a Git LFS pointer"),
+        (b"\x12" + np.random.RandomState(0).bytes(4095), r"not a PyTorch checkpoint: its first"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n", r"a Git LFS"),
         (b"<!DOCTYPE html><html><body>Sign in</body></html>", r"an HTML/XML page.*download"),
     ],
 )
@@ -221,7 +221,7 @@ def test_file_that_is_no_checkpoint_is_named_for_what_it_is(tmp_path, content, s
 
 def test_corrupt_pickle_is_not_called_unsafe(tmp_path):
     path = tmp_path / "old.pt"
-    path.write_bytes(b"\x80\x02" + np.random.RandomState(1).bytes(200))  # a pickle header, then noise
+    path.write_bytes(b"\x80\x02" + np.random.RandomState(1).bytes(200))  # pickle header + noise
     with pytest.raises(CheckpointError, match=r"old.pt: the file is truncated, corrupt") as e:
         load_clip(path)
     assert "arbitrary" not in str(e.value)
@@ -243,7 +243,7 @@ def gelu_clip():
 def test_plain_state_dict_needs_its_activation_stated(tmp_path, gelu_clip):
     path = tmp_path / "open_clip_b.pt"
     torch.save(gelu_clip.state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"open_clip_b.pt is a plain state dict.*--activation"):
+    with pytest.raises(CheckpointError, match=r"open_clip_b.pt is a plain state dict.*--activ"):
         load_clip(path)
 
 
@@ -257,9 +257,11 @@ def test_gelu_state_dict_matches_its_reference_with_the_flag(
     img = model.apply({"params": params}, small_images, method=model.encode_image)
     assert reference.rel_err(img, ref) <= 1e-4
     txt = model.apply({"params": params}, sample_tokens, method=model.encode_text)
-    assert reference.rel_err(txt, reference.reference_text_features(gelu_clip, sample_tokens)) <= 1e-4
+    ref_txt = reference.reference_text_features(gelu_clip, sample_tokens)
+    assert reference.rel_err(txt, ref_txt) <= 1e-4
     quick, params = load_clip(path, activation="quick_gelu")
-    assert reference.rel_err(quick.apply({"params": params}, small_images, method="encode_image"), ref) > 1e-3
+    img = quick.apply({"params": params}, small_images, method="encode_image")
+    assert reference.rel_err(img, ref) > 1e-3
 
 
 def _open_clip_folder(folder, model, **model_cfg):
@@ -288,11 +290,12 @@ def test_open_clip_folder_takes_the_activation_from_its_config(
     model, params = load_clip(_open_clip_folder(tmp_path / "gelu", gelu_clip))
     assert model.activation == "gelu"
     img = model.apply({"params": params}, small_images, method=model.encode_image)
-    assert reference.rel_err(img, reference.reference_image_features(gelu_clip, small_images)) <= 1e-4
+    ref = reference.reference_image_features(gelu_clip, small_images)
+    assert reference.rel_err(img, ref) <= 1e-4
     quick = _open_clip_folder(tmp_path / "quick", small_clip_torch, quick_gelu=True)
     assert load_clip(quick)[0].activation == "quick_gelu"
     assert load_clip(quick / "open_clip_model.safetensors")[0].activation == "quick_gelu"
-    with pytest.raises(CheckpointError, match=r"uses the activation 'quick_gelu', but activation='gelu'"):
+    with pytest.raises(CheckpointError, match=r"uses the activation 'quick_gelu', but activation="):
         load_clip(quick, activation="gelu")
 
 
