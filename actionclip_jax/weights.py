@@ -555,6 +555,10 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False, activation: str | No
     clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
     args = resolve_clip_args({**ckpt, "clip": clip_sd}, activation, str(path))
     sizes, params = clip_params_from_state_dict(clip_sd, str(path), args)
+    if ckpt["fusion"]:
+        n = len(ckpt["fusion"])
+        ckpt["dropped"] = [*ckpt["dropped"], f"fusion_model_state_dict ({n} tensors; the temporal "
+                           "head, which load_actionclip reads)"]  # fmt: skip
     _log_dropped(ckpt, path)
     return CLIP(**sizes, dtype=dtype, remat=remat), params
 
