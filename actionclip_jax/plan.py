@@ -302,7 +302,9 @@ def _check_resumed_spec(config, saved: Mapping, fields: Mapping, workdir: str) -
 def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
     """`(clip sizes, params)` of `init.checkpoint`, reduced to what the model will have."""
     path = config.init.checkpoint
-    model, params = weights.load_actionclip(path, config.data.num_frames)
+    model, params = weights.load_actionclip(
+        path, config.data.num_frames, activation=config.init.activation or None
+    )
     if not config.init.load_head or model.head != config.model.head:
         if config.init.load_head and "fusion" in params:
             logging.warning(

@@ -6,12 +6,13 @@ r"""Ranks free-text labels for one video.
 
   python -m actionclip_jax.predict --checkpoint=WORKDIR --video=clip.mp4
 
-The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), an ActionCLIP training
-checkpoint, a converted directory, or the workdir of a training run here: a run scores with the
-prompt templates and objective it trained with, and without `--labels` ranks its own classes.
-Frames follow the test protocol: T segment centres, the short side resized to 256/224 of the
-input size (bicubic), centre crop; each label is scored under the prompt templates (softmax per
-template, then the mean; the 16 of ActionCLIP for checkpoints that record none).
+The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), a Hugging Face `CLIPModel`
+folder, an open_clip folder or state dict (plain state dicts need `--activation`), an ActionCLIP
+training checkpoint, a converted directory, or the workdir of a training run here: a run scores
+with the prompt templates and objective it trained with, and without `--labels` ranks its own
+classes. Frames follow the test protocol: T segment centres, the short side resized to 256/224 of
+the input size (bicubic), centre crop; each label is scored under the prompt templates (softmax
+per template, then the mean; the 16 of ActionCLIP for checkpoints that record none).
 """
 
 import json
@@ -23,14 +24,16 @@ import numpy as np
 from absl import app, flags
 from etils import epath
 
-from actionclip_jax import augment, checkpointing, objectives, prompts, runs, scoring
+from actionclip_jax import augment, checkpointing, objectives, prompts, runs, scoring, weights
+from actionclip_jax.models.clip import ACTIVATIONS
 from actionclip_jax.objectives import video_text
 from actionclip_jax.weights import load_actionclip
 from data_pipeline import labels as label_files
 from data_pipeline import sampling, transforms, video as video_io
 
 _CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "CLIP/ActionCLIP .pt, converted dir, or a training run's workdir."
+    "checkpoint", None,
+    "CLIP/ActionCLIP .pt, Hugging Face/open_clip folder, converted dir, or a training run's workdir.",
 )
 _VIDEO = flags.DEFINE_string("video", None, "Video file (anything decord/FFmpeg reads).")
 _LABELS = flags.DEFINE_string("labels", None, "Comma-separated label texts.")
@@ -40,6 +43,10 @@ _LABELS_FILE = flags.DEFINE_string(
 _NUM_FRAMES = flags.DEFINE_integer(
     "num_frames", None, "Frames per video (default 8, or what the checkpoint fixes)."
 )
+_ACTIVATION = flags.DEFINE_enum(
+    "activation", None, list(ACTIVATIONS),
+    "MLP activation of a plain state dict with OpenAI key names (which does not say it).",
+)  # fmt: skip
 _TOP = flags.DEFINE_integer("top", 0, "Print only the best N labels (0: all).")
 _JSON = flags.DEFINE_string("json", None, "Also write the ranking to this JSON file.")
 
@@ -87,18 +94,23 @@ def main(argv):
         raise app.UsageError("--checkpoint and --video are required")
     if _LABELS.value and _LABELS_FILE.value:
         raise app.UsageError("give at most one of --labels and --labels_file")
-    run = None
-    if checkpointing.is_run(_CHECKPOINT.value):  # a training run: its classes by default
-        try:
+    # A training run, or a directory converted from one, records what it scores with: its
+    # classes (the default labels), its prompt templates and its objective.
+    run = recorded = None
+    try:
+        if checkpointing.is_run(_CHECKPOINT.value):
             run = runs.load_run(_CHECKPOINT.value)
-        except (OSError, ValueError) as e:
-            sys.exit(f"predict: error: {e}")
+            recorded = run.meta.get("run")
+        elif weights.is_converted(_CHECKPOINT.value):
+            recorded = weights.recorded_run(_CHECKPOINT.value)
+    except (OSError, ValueError) as e:
+        sys.exit(f"predict: error: {e}")
     if _LABELS.value:
         names = parse_label_list(_LABELS.value)
     elif _LABELS_FILE.value:
         names = label_files.read_labels(label_files.resolve_label_file(_LABELS_FILE.value))
-    elif run is not None:
-        names = run.class_names
+    elif recorded:
+        names = list(recorded["class_names"])
     else:
         raise app.UsageError("give --labels or --labels_file (a training run has its own classes)")
     if not names:
@@ -113,12 +125,17 @@ def main(argv):
         if run is not None and not _NUM_FRAMES.value:
             model, params = run.model, run.params
         else:
-            model, params = load_actionclip(_CHECKPOINT.value, num_frames=_NUM_FRAMES.value)
+            model, params = load_actionclip(
+                _CHECKPOINT.value, num_frames=_NUM_FRAMES.value, activation=_ACTIVATION.value
+            )
         frames = test_frames(_VIDEO.value, model.num_frames, model.clip_sizes["image_resolution"])
-        # A run scores as it trained: its objective and templates.
-        objective = None if run is None else run_objective(run)
+        if run is not None:  # scored as the run trained: its objective and templates
+            objective = run_objective(run)
+        else:
+            templates = tuple(recorded["templates"]) if recorded else prompts.TEMPLATES
+            objective = video_text.bundle(model, templates)
         probs = predict(model, params, frames, names, objective=objective)
-    except (OSError, ValueError) as e:  # missing files, bad checkpoints, undecodable videos
+    except (OSError, ValueError, ImportError) as e:  # bad files or videos, a .pt without torch
         sys.exit(f"predict: error: {e}")
     ranking = rank(names, probs)
     shown = ranking[: _TOP.value] if _TOP.value else ranking

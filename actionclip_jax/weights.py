@@ -2,149 +2,156 @@
 
 Sources:
 - OpenAI's released `.pt` files (TorchScript archives, mixed fp16/fp32 tensors);
-- plain PyTorch state-dict `.pt` files;
+- plain state dicts with OpenAI's key names (`.pt`, `.bin` or `.safetensors`), as OpenAI's CLIP
+  and open_clip write them; open_clip hub folders (`open_clip_config.json` + weights);
 - ActionCLIP training checkpoints `{'epoch', 'model_state_dict', 'fusion_model_state_dict', ...}`;
+- Hugging Face `CLIPModel` folders (`config.json` + `model.safetensors` or `pytorch_model.bin`),
+  see `hf_clip`;
 - directories written by `python -m actionclip_jax.convert` (orbax + a JSON of the model's sizes),
-  which load without PyTorch.
+  which load without PyTorch, as do safetensors files.
 
-Every size is read off the checkpoint. Import is strict: every tensor lands in exactly one parameter
-and every parameter is set; fp16 tensors are widened to fp32 exactly, never rounded.
+Every size is read off the checkpoint (or its config). Import is strict: every tensor lands in
+exactly one parameter or is named as dropped, and every parameter is set; fp16/bf16 tensors are
+widened to fp32 exactly, never rounded.
 """
 
 import json
-import pickle
 import re
-import zipfile
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from etils import epath
 
-from actionclip_jax import checkpointing, runs
+from actionclip_jax import checkpointing, hf_clip, open_clip_config, runs
 from actionclip_jax.models import actionclip
-from actionclip_jax.models.clip import CLIP
+from actionclip_jax.models.clip import ACTIVATIONS, CLIP
+from actionclip_jax.weight_files import META_FILE, CheckpointError, as_state_dict, is_torchscript
+from actionclip_jax.weight_files import read_safetensors, read_torch_file, sniff
+from actionclip_jax.weight_files import torchscript_activation
 
-META_FILE = "actionclip_jax.json"
 PARAMS_DIR = "params"
 FORMAT_VERSION = 1
 
 # Scalars OpenAI's TorchScript archives carry next to the weights; not parameters.
 _ARCHIVE_SCALARS = ("input_resolution", "context_length", "vocab_size")
+# OpenAI's CLIP LayerNorm epsilon: files with OpenAI's key names carry no config that could say
+# another.
+_OPENAI_LN_EPSILON = 1e-5
+
+# ----------------------------------------------------------------------------------- reading
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model."""
-
-
-# ----------------------------------------------------------------------------------- reading .pt
-
-
-def _require_torch(path):
-    try:
-        import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-        raise ImportError(
-            f"reading the PyTorch file {path} needs torch: `pip install 'actionclip_jax[torch]'` "
-            "(or `pip install torch`), or convert it once on a machine with torch: "
-            f"`python -m actionclip_jax.convert --checkpoint={path} --output=DIR` and load DIR"
-        ) from e
-    return torch
-
-
-def _is_torchscript(path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
-
-
-def read_torch_file(path) -> Any:
-    """Loads a `.pt` file without executing pickled code.
-
-    TorchScript archives go through `torch.jit.load` (which runs no Python pickle); everything else
-    through `torch.load(weights_only=True)`, which refuses files that need arbitrary objects.
-    """
+def _read_state_dict_file(path) -> tuple[Any, bool]:
+    """`(contents, is_torchscript)` of a weights file: safetensors without torch, else torch."""
     path = epath.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(
-            f"{path} is a directory without {META_FILE}: not a converted checkpoint "
-            "(write one with `python -m actionclip_jax.convert`)"
-        )
-    if path.stat().length == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): the download or copy failed")
-    torch = _require_torch(path)
-    try:
-        if _is_torchscript(path):
-            return {
-                k: v for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()
-            }
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights only load failed" in str(e).lower() or "weights_only" in str(e):
-            raise CheckpointError(
-                f"refusing to load {path}: it needs arbitrary pickled Python objects, which could run "
-                "code. Re-save it as a plain state dict (torch.save(model.state_dict(), ...)) on a machine "
-                f"where you trust it. torch said: {str(e).splitlines()[0]}"
-            ) from e
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({e})") from e
-    except Exception as e:  # torch raises many types on garbage input; none is worth leaking
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is truncated, corrupt or not a "
-            f"PyTorch checkpoint ({first})"
-        ) from e
+    if path.exists() and path.is_file() and path.stat().length and sniff(path) == "safetensors":
+        return read_safetensors(path), False
+    obj = read_torch_file(path)
+    return obj, is_torchscript(path)
 
 
-def _to_numpy(value) -> np.ndarray:
-    # `.float()` widens fp16/bf16 exactly; numpy has no bf16 of its own.
-    if hasattr(value, "detach"):
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
-def _as_state_dict(obj, path, what) -> dict[str, np.ndarray]:
-    if not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj):
-        raise CheckpointError(f"{path}: {what} is not a state dict (a mapping of names to tensors)")
-    out = {}
-    for k, v in obj.items():
-        if not hasattr(v, "shape"):
-            raise CheckpointError(
-                f"{path}: {what} entry {k!r} is a {type(v).__name__}, not a tensor"
-            )
-        out[k] = _to_numpy(v)
-    return out
+def _strip_prefix(sd: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    # DistributedDataParallel checkpoints (open_clip's, for one) prefix every key with `module.`.
+    if sd and all(k.startswith(prefix) for k in sd):
+        return {k[len(prefix) :]: v for k, v in sd.items()}
+    return dict(sd)
 
 
 def read_checkpoint(path) -> dict[str, Any]:
-    """Reads any supported `.pt` file.
+    """Reads any supported checkpoint file or folder (not a converted directory).
 
     Returns:
-      `{'clip': state dict, 'fusion': state dict or None, 'kind': 'clip' | 'actionclip'}` with numpy
-      float32 tensors and the keys as stored.
+      `{'kind', 'clip': state dict, 'fusion': state dict or None, 'settings', 'dropped'}` with
+      numpy float32 tensors under OpenAI's / the original's key names. `kind` is one of `clip`,
+      `actionclip`, `hf_clip`, `open_clip`; `settings` holds the `CLIP` arguments the file itself
+      fixes beyond what its keys show (e.g. the activation; all sizes for a Hugging Face folder);
+      `dropped` names the tensors that are no parameters and were left out.
     """
-    obj = read_torch_file(path)
+    path = epath.Path(path)
+    if path.is_dir():
+        if hf_clip.is_hf_folder(path):
+            ckpt = hf_clip.read_hf_clip(path)
+            sizes = ckpt.pop("sizes")
+            return {**ckpt, "settings": sizes}
+        config = open_clip_config.config_beside(path)
+        if config is None:
+            raise CheckpointError(
+                f"{path} is a directory but no checkpoint: it has neither {META_FILE} (a "
+                "converted checkpoint, written by `python -m actionclip_jax.convert`), "
+                f"{hf_clip.CONFIG_FILE} (a Hugging Face CLIPModel folder) nor "
+                f"{open_clip_config.CONFIG_FILE} (an open_clip folder)"
+            )
+        file = open_clip_config.weights_in_folder(path)
+        if file is None:
+            raise CheckpointError(
+                f"{path} has {open_clip_config.CONFIG_FILE} but no weights file "
+                f"({' or '.join(open_clip_config.WEIGHT_FILES)})"
+            )
+        path = file
+    obj, scripted = _read_state_dict_file(path)
     if isinstance(obj, Mapping) and "model_state_dict" in obj:
         fusion = obj.get("fusion_model_state_dict")
         return {
             "kind": "actionclip",
-            "clip": _as_state_dict(obj["model_state_dict"], path, "model_state_dict"),
+            "clip": as_state_dict(obj["model_state_dict"], path, "model_state_dict"),
             "fusion": None
             if fusion is None
-            else _as_state_dict(fusion, path, "fusion_model_state_dict"),
+            else as_state_dict(fusion, path, "fusion_model_state_dict"),
+            # The original's CLIP is OpenAI's, QuickGELU throughout.
+            "settings": {"activation": "quick_gelu"},
+            "dropped": [],
         }
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
-    sd = _as_state_dict(obj, path, "the file")
-    for k in _ARCHIVE_SCALARS:
-        sd.pop(k, None)
-    return {"kind": "clip", "clip": sd, "fusion": None}
+    sd = _strip_prefix(as_state_dict(obj, path, "the file"), "module.")
+    dropped = sorted(k for k in _ARCHIVE_SCALARS if k in sd)
+    for k in dropped:
+        sd.pop(k)
+    settings, kind = {}, "clip"
+    if scripted:
+        act = torchscript_activation(path)
+        if act:
+            settings["activation"] = act
+    elif (config := open_clip_config.config_beside(path)) is not None:
+        settings, kind = open_clip_config.model_settings(config), "open_clip"
+    return {"kind": kind, "clip": sd, "fusion": None, "settings": settings, "dropped": dropped}
+
+
+def resolve_clip_args(ckpt, activation: str | None = None, source="checkpoint") -> dict:
+    """The `CLIP` arguments of a read checkpoint: sizes off its keys, plus what it fixes.
+
+    The MLP activation comes from the file where it says it, else from `activation`; a plain
+    state dict with OpenAI's key names does not say it (OpenAI's CLIP and open_clip both write
+    such files, with QuickGELU and GELU), so then `activation` must be given.
+    """
+    settings = dict(ckpt.get("settings") or {})
+    if "image_resolution" in settings:  # a config that gives every size (Hugging Face)
+        args = settings
+    else:
+        args = {**clip_sizes(ckpt["clip"], source), **settings}
+    found = args.get("activation")
+    if activation is not None:
+        if activation not in ACTIVATIONS:
+            raise CheckpointError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if found is not None and found != activation:
+            raise CheckpointError(
+                f"{source} uses the activation {found!r}, but activation={activation!r} was "
+                "asked; drop the flag or pass the checkpoint's own"
+            )
+        found = activation
+    if found is None:
+        raise CheckpointError(
+            f"{source} is a plain state dict with OpenAI CLIP key names, which does not say its "
+            "MLP activation (OpenAI's CLIP: quick_gelu; most open_clip models: gelu); pass "
+            "--activation=quick_gelu or --activation=gelu (activation= in load_clip / "
+            "load_actionclip, init.activation in a training config)"
+        )
+    args["activation"] = found
+    args.setdefault("ln_epsilon", _OPENAI_LN_EPSILON)
+    return args
 
 
 # ------------------------------------------------------------------------------------ key mapping
@@ -294,14 +301,17 @@ def clip_dummy_inputs(sizes: Mapping[str, int], num_images: int = 1):
     )
 
 
-def clip_params_from_state_dict(sd, source="checkpoint"):
-    """Returns `(sizes, params)` for a CLIP ViT state dict (keys as in OpenAI's, fp16 or fp32)."""
+def clip_params_from_state_dict(sd, source="checkpoint", args: Mapping | None = None):
+    """Returns `(sizes, params)` for a CLIP ViT state dict (keys as in OpenAI's, fp16 or fp32).
+
+    `args` are the `CLIP` arguments (from `resolve_clip_args`); by default the sizes off the keys.
+    """
     if "visual.time_embedding" in sd:
         raise CheckpointError(
             f"{source} holds a joint (space-time) ActionCLIP image tower; load it "
             "with actionclip_jax.load_actionclip"
         )
-    sizes = clip_sizes(sd, source)
+    sizes = dict(args) if args is not None else clip_sizes(sd, source)
     expected = abstract_params(CLIP(**sizes), *clip_dummy_inputs(sizes))
     return sizes, state_dict_to_params(sd, expected, source)
 
@@ -391,17 +401,26 @@ def build_actionclip(sizes, video: Mapping, dtype=jnp.float32, remat: bool = Fal
     return actionclip.build({"clip": sizes, "video": video}, dtype=dtype, remat=remat)
 
 
-def actionclip_params_from_checkpoint(ckpt, num_frames, source="checkpoint", **overrides):
-    """Returns `(sizes, video config, params)` of the ActionCLIP model in a read checkpoint."""
+def actionclip_params_from_checkpoint(
+    ckpt, num_frames, source="checkpoint", activation: str | None = None, **overrides
+):
+    """Returns `(sizes, video config, params)` of the ActionCLIP model in a read checkpoint.
+
+    `sizes` are all the `CLIP` arguments (sizes, activation, LayerNorm epsilon).
+    """
     clip_sd = ckpt["clip"]
     fusion_sd = strip_data_parallel(ckpt["fusion"] or {})
     video = resolve_video_config(
         infer_video_config(clip_sd, fusion_sd, source), num_frames, source, **overrides
     )
-    if video["head"] != "transf":
+    if video["head"] != "transf" and "frame_position_embeddings.weight" in fusion_sd:
         # The original creates this table for every head but only Transf reads it.
-        fusion_sd.pop("frame_position_embeddings.weight", None)
-    sizes = clip_sizes(clip_sd, source)
+        fusion_sd.pop("frame_position_embeddings.weight")
+        ckpt["dropped"] = [
+            *ckpt.get("dropped", []),
+            "fusion_model_state_dict: frame_position_embeddings.weight",
+        ]
+    sizes = resolve_clip_args(ckpt, activation, source)
     expected = actionclip.abstract_params(build_actionclip(sizes, video))
     sd = {f"clip.{k}": v for k, v in clip_sd.items()}
     sd.update({f"fusion.{k}": v for k, v in fusion_sd.items()})
@@ -468,9 +487,18 @@ def is_converted(path) -> bool:
     return (epath.Path(path) / META_FILE).exists()
 
 
-def _load_converted_actionclip(path, num_frames):
+def _load_converted_actionclip(path, num_frames, activation: str | None = None):
     meta = read_converted_meta(path)
-    sizes, stored = meta["clip"], meta["video"]
+    sizes, stored = dict(meta["clip"]), meta["video"]
+    # Directories converted before the activation was recorded hold OpenAI-style CLIP files, which
+    # were read as QuickGELU; a stated activation must not be contradicted.
+    stored_act = sizes.get("activation")
+    if activation is not None and stored_act is not None and activation != stored_act:
+        raise CheckpointError(
+            f"{path} was converted with the activation {stored_act!r}, but "
+            f"activation={activation!r} was asked; drop the flag or pass the checkpoint's own"
+        )
+    sizes["activation"] = stored_act or activation or "quick_gelu"
     fixed = stored["num_frames"] if _fixes_num_frames(stored) else None
     video = resolve_video_config(
         {**stored, "num_frames": fixed}, num_frames or stored["num_frames"], str(path)
@@ -479,12 +507,30 @@ def _load_converted_actionclip(path, num_frames):
     return sizes, video, restore_converted_params(path, expected)
 
 
+def recorded_run(path) -> dict | None:
+    """What a trained model scores with (`objective`, `class_names`, `templates`), as a training
+    run's workdir or a directory converted from one records it; None for other checkpoints."""
+    if checkpointing.is_run(path):
+        return checkpointing.choose_step(path)[1].get("run")
+    if is_converted(path):
+        return read_converted_meta(path).get("run")
+    return None
+
+
 def _fixes_num_frames(video) -> bool:
     return video["frame_stage"] == "joint" or video["head"] == "transf_cls"
 
 
-def load_clip(path, dtype=jnp.float32, remat: bool = False):
-    """Loads CLIP from an OpenAI `.pt`, a state dict, an ActionCLIP checkpoint or a converted dir.
+def _log_dropped(ckpt, source):
+    if ckpt.get("dropped"):
+        logging.info("%s: left out tensors that are no parameters: %s", source, ckpt["dropped"])
+
+
+def load_clip(path, dtype=jnp.float32, remat: bool = False, activation: str | None = None):
+    """Loads CLIP from any supported checkpoint (see the module docstring) or a converted dir.
+
+    `activation` (`quick_gelu` | `gelu`) is needed only for a plain state dict with OpenAI's key
+    names, which does not say it; a file that does say it must agree.
 
     Returns:
       `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
@@ -499,13 +545,19 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False):
             )
         return CLIP(**run.model.clip_sizes, dtype=dtype, remat=remat), run.params["clip"]
     if is_converted(path):
-        sizes, video, params = _load_converted_actionclip(path, None)
+        sizes, video, params = _load_converted_actionclip(path, None, activation)
         if video["frame_stage"] == "joint":
             raise CheckpointError(f"{path} holds a joint ActionCLIP model; use load_actionclip")
         return CLIP(**sizes, dtype=dtype, remat=remat), params["clip"]
     ckpt = read_checkpoint(path)
     clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
-    sizes, params = clip_params_from_state_dict(clip_sd, source=str(path))
+    args = resolve_clip_args({**ckpt, "clip": clip_sd}, activation, str(path))
+    sizes, params = clip_params_from_state_dict(clip_sd, str(path), args)
+    if ckpt["fusion"]:
+        n = len(ckpt["fusion"])
+        ckpt["dropped"] = [*ckpt["dropped"], f"fusion_model_state_dict ({n} tensors; the temporal "
+                           "head, which load_actionclip reads)"]  # fmt: skip
+    _log_dropped(ckpt, path)
     return CLIP(**sizes, dtype=dtype, remat=remat), params
 
 
@@ -517,6 +569,7 @@ def load_actionclip(
     conv1d_original: bool | None = None,
     dtype=jnp.float32,
     remat: bool = False,
+    activation: str | None = None,
     step: int | None = None,
     best: bool = False,
 ):
@@ -524,8 +577,9 @@ def load_actionclip(
 
     The frame stage and the temporal head are read off the checkpoint's keys (an OpenAI CLIP file
     gives `meanP`); the arguments override them. `num_frames` defaults to 8, or to what the
-    checkpoint fixes (joint, transf_cls). A training run's workdir gives the model it trained
-    (its newest checkpoint, `step`, or the `best` by validation top-1; parameters only).
+    checkpoint fixes (joint, transf_cls). `activation` as for `load_clip`. A training run's
+    workdir gives the model it trained (its newest checkpoint, `step`, or the `best` by
+    validation top-1; parameters only).
 
     Returns:
       `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`.
@@ -542,7 +596,7 @@ def load_actionclip(
             return actionclip.build(spec, dtype=dtype, remat=remat), run.params
         return run.model, run.params
     if is_converted(path):
-        sizes, video, params = _load_converted_actionclip(path, num_frames)
+        sizes, video, params = _load_converted_actionclip(path, num_frames, activation)
     else:
         ckpt = read_checkpoint(path)
         inferred = infer_video_config(
@@ -550,19 +604,50 @@ def load_actionclip(
         )
         t = num_frames or inferred["num_frames"] or 8
         overrides = dict(frame_stage=frame_stage, head=head, conv1d_original=conv1d_original)
-        sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(path), **overrides)
+        sizes, video, params = actionclip_params_from_checkpoint(
+            ckpt, t, str(path), activation, **overrides
+        )
+        _log_dropped(ckpt, path)
     return build_actionclip(sizes, video, dtype=dtype, remat=remat), params
 
 
-def convert(checkpoint, output, overwrite: bool = False) -> dict:
-    """Reads a `.pt` checkpoint and writes it as a converted directory; returns the metadata.
+def convert(checkpoint, output, overwrite: bool = False, activation: str | None = None) -> dict:
+    """Reads a checkpoint and writes it as a converted directory; returns the metadata.
 
     Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys.
+    The metadata names the tensors that were left out because they are no parameters. A training
+    run's workdir gives its newest checkpoint, and the directory records what the run scores
+    with (`run`: objective, class names, prompt templates), which `predict` then uses.
     """
+    if checkpointing.is_run(checkpoint):
+        run = runs.load_run(checkpoint)
+        if not run.model.with_text:
+            raise CheckpointError(
+                f"{checkpoint} trained a {run.objective} without text tower; a converted directory "
+                "holds a video-text model (load the run's workdir itself instead)"
+            )
+        spec = actionclip.spec_of(run.model)
+        meta = {
+            "clip": spec["clip"],
+            "video": spec["video"],
+            "source": str(checkpoint),
+            "source_kind": "run",
+            "step": run.step,
+            "run": run.meta.get("run", {}),
+            "dropped": [],
+        }
+        save_converted(output, meta, run.params, overwrite=overwrite)
+        return meta
     ckpt = read_checkpoint(checkpoint)
     inferred = infer_video_config(ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}))
     t = inferred["num_frames"] or 8
-    sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(checkpoint))
-    meta = {"clip": sizes, "video": video, "source": str(checkpoint), "source_kind": ckpt["kind"]}
+    sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(checkpoint), activation)
+    meta = {
+        "clip": sizes,
+        "video": video,
+        "source": str(checkpoint),
+        "source_kind": ckpt["kind"],
+        "dropped": ckpt["dropped"],
+    }
     save_converted(output, meta, params, overwrite=overwrite)
     return meta

@@ -32,6 +32,10 @@ def get_config():
             transformer_width=512,
             transformer_heads=8,
             transformer_layers=12,
+            # MLP nonlinearity of both towers: quick_gelu (OpenAI CLIP, the original) or gelu
+            # (exact erf GELU, as most open_clip and some Hugging Face CLIP checkpoints).
+            activation="quick_gelu",
+            ln_epsilon=1e-5,  # LayerNorm epsilon of both towers (CLIP's; a Hugging Face config's)
         )
     )
     config.model.frame_stage = "none"  # none | shift | joint (pre/in-network prompts)
@@ -48,8 +52,13 @@ def get_config():
 
     # ----------------------------------------------------------------------- initialisation
     config.init = ml_collections.ConfigDict()
-    # OpenAI CLIP .pt, ActionCLIP checkpoint or converted directory; "" = random init.
+    # OpenAI CLIP .pt, ActionCLIP checkpoint, Hugging Face CLIPModel folder, open_clip state dict
+    # or converted directory; "" = random init.
     config.init.checkpoint = ""
+    # MLP activation of init.checkpoint where the file does not say it (a plain state dict with
+    # OpenAI key names, as OpenAI's CLIP and open_clip both write): quick_gelu | gelu; "" = read
+    # from the checkpoint, an error for such a state dict.
+    config.init.activation = ""
     # Take the temporal head from the checkpoint when it has one (ActionCLIP files); with
     # False only the CLIP part is imported and the head starts fresh.
     config.init.load_head = True

@@ -42,7 +42,7 @@ def get_config():
     # Colour is part of every label: no hue jitter, no grayscale.
     config.data.p_jitter = 0.0
     config.data.p_gray = 0.0
-    config.model.clip = dict(
+    config.model.clip.update(
         embed_dim=128,
         image_resolution=32,
         vision_layers=4,

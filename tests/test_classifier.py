@@ -328,6 +328,7 @@ def test_import_from_pytorch_clip_keeps_the_image_tower_and_drops_text(
     path = str(small_clip_files["state_dict"])
     cfg = copy.deepcopy(config)
     cfg.init.checkpoint = path
+    cfg.init.activation = "quick_gelu"  # a plain state dict does not say it
     cfg.model.head = "meanP"  # what an OpenAI CLIP file gives: no head to start randomly
     with caplog.at_level(logging.INFO):
         plan = plan_lib.make_plan(cfg, tmp_path)
@@ -340,7 +341,7 @@ def test_import_from_pytorch_clip_keeps_the_image_tower_and_drops_text(
     merged = plan_lib.merge_pretrained(blank, loaded, path)
     assert set(merged) == {"clip", "classifier"} and set(merged["clip"]) == {"visual"}
     np.testing.assert_array_equal(merged["classifier"]["kernel"], 0.0)  # stays as initialised
-    _, clip_params = weights.load_clip(path)
+    _, clip_params = weights.load_clip(path, activation="quick_gelu")
     got = flax.traverse_util.flatten_dict(merged["clip"]["visual"], sep="/")
     want = flax.traverse_util.flatten_dict(clip_params["visual"], sep="/")
     assert set(got) == set(want)

@@ -38,13 +38,16 @@ SOURCES = {
     "fp16_state_dict": "fp16",
     "actionclip": "fp16",
 }
+# Plain state dicts do not say their activation (OpenAI's CLIP and open_clip both write them).
+ACTIVATION = {"torchscript": None, "state_dict": "quick_gelu", "fp16_state_dict": "quick_gelu",
+              "actionclip": None}  # fmt: skip
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_small_clip_matches_reference_fp32(
     source, small_clip_files, small_reference_features, small_images, sample_tokens
 ):
-    model, params = load_clip(small_clip_files[source])
+    model, params = load_clip(small_clip_files[source], activation=ACTIVATION[source])
     img, txt = _features(model, params, small_images, sample_tokens)
     ref_img, ref_txt = small_reference_features[SOURCES[source]]
     assert img.shape == (3, reference.SMALL["embed_dim"])
@@ -55,7 +58,9 @@ def test_small_clip_matches_reference_fp32(
 def test_small_clip_matches_reference_bf16(
     small_clip_files, small_reference_features, small_images, sample_tokens
 ):
-    model, params = load_clip(small_clip_files["state_dict"], dtype=jnp.bfloat16)
+    model, params = load_clip(
+        small_clip_files["state_dict"], dtype=jnp.bfloat16, activation="quick_gelu"
+    )
     img, txt = _features(model, params, small_images, sample_tokens)
     ref_img, ref_txt = small_reference_features["fp32"]
     assert reference.rel_err(img, ref_img) <= BF16_TOL
@@ -73,7 +78,7 @@ def test_torchscript_fixture_really_holds_fp16_weights(small_clip_files):
 
 def test_fp16_weights_are_widened_exactly_not_rounded(small_clip_files):
     sd = torch.load(small_clip_files["fp16_state_dict"], weights_only=True)
-    _, params = load_clip(small_clip_files["fp16_state_dict"])
+    _, params = load_clip(small_clip_files["fp16_state_dict"], activation="quick_gelu")
     kernel = params["visual"]["conv1"]["kernel"]
     assert kernel.dtype == np.float32
     np.testing.assert_array_equal(
@@ -91,15 +96,15 @@ def test_fp16_weights_are_widened_exactly_not_rounded(small_clip_files):
 
 
 def test_image_features_are_not_l2_normalised(small_clip_files, small_images):
-    model, params = load_clip(small_clip_files["state_dict"])
+    model, params = load_clip(small_clip_files["state_dict"], activation="quick_gelu")
     img = model.apply({"params": params}, small_images, method=model.encode_image)
     norms = np.linalg.norm(np.asarray(img), axis=-1)
     assert not np.allclose(norms, 1.0, atol=1e-3)
 
 
 def test_encode_jits_and_remat_gives_the_same_features(small_clip_files, small_images):
-    model, params = load_clip(small_clip_files["state_dict"])
-    remat_model, _ = load_clip(small_clip_files["state_dict"], remat=True)
+    model, params = load_clip(small_clip_files["state_dict"], activation="quick_gelu")
+    remat_model, _ = load_clip(small_clip_files["state_dict"], remat=True, activation="quick_gelu")
     eager = model.apply({"params": params}, small_images, method=model.encode_image)
 
     @jax.jit
@@ -114,14 +119,14 @@ def test_encode_jits_and_remat_gives_the_same_features(small_clip_files, small_i
 
 
 def test_text_shorter_than_context_gives_the_same_features(small_clip_files, sample_tokens):
-    model, params = load_clip(small_clip_files["state_dict"])
+    model, params = load_clip(small_clip_files["state_dict"], activation="quick_gelu")
     full = model.apply({"params": params}, sample_tokens, method=model.encode_text)
     short = model.apply({"params": params}, sample_tokens[:, :16], method=model.encode_text)
     np.testing.assert_allclose(short, full, rtol=1e-5, atol=1e-5)
 
 
 def test_logits_use_the_learned_scale(small_clip_files, small_images, sample_tokens):
-    model, params = load_clip(small_clip_files["state_dict"])
+    model, params = load_clip(small_clip_files["state_dict"], activation="quick_gelu")
     logits = model.apply({"params": params}, small_images, sample_tokens)
     img, txt = _features(model, params, small_images, sample_tokens)
     img = img / np.linalg.norm(img, axis=-1, keepdims=True)
@@ -131,7 +136,7 @@ def test_logits_use_the_learned_scale(small_clip_files, small_images, sample_tok
 
 
 def test_wrong_image_size_is_a_clear_error(small_clip_files):
-    model, params = load_clip(small_clip_files["state_dict"])
+    model, params = load_clip(small_clip_files["state_dict"], activation="quick_gelu")
     with pytest.raises(ValueError, match=r"\[N, 112, 112, 3\]"):
         model.apply(
             {"params": params}, np.zeros((1, 3, 112, 112), np.float32), method="encode_image"

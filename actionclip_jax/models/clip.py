@@ -23,10 +23,21 @@ import numpy as np
 Dtype = Any
 
 FRAME_STAGES = ("none", "shift", "joint")
+# The MLP nonlinearity: OpenAI's CLIP (and so ActionCLIP) uses QuickGELU; most open_clip models
+# and some Hugging Face CLIP checkpoints use the exact (erf) GELU.
+ACTIVATIONS = ("quick_gelu", "gelu")
 
 
 def quick_gelu(x):
     return x * jax.nn.sigmoid(1.702 * x)
+
+
+def activation_fn(name: str):
+    if name == "quick_gelu":
+        return quick_gelu
+    if name == "gelu":
+        return lambda x: jax.nn.gelu(x, approximate=False)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
 def layer_norm(name: str | None = None, epsilon: float = 1e-5, param_dtype: Dtype = jnp.float32):
@@ -78,6 +89,7 @@ class MLP(nn.Module):
     proj_init_std: float | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    activation: str = "quick_gelu"
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -90,7 +102,7 @@ class MLP(nn.Module):
             name="c_fc",
             kernel_init=nn.initializers.normal((2 * w) ** -0.5),
         )(x)
-        x = quick_gelu(x)
+        x = activation_fn(self.activation)(x)
         return nn.Dense(
             w,
             dtype=self.dtype,
@@ -109,6 +121,7 @@ class ResidualAttentionBlock(nn.Module):
     ln_epsilon: float = 1e-5
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    activation: str = "quick_gelu"
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -119,7 +132,8 @@ class ResidualAttentionBlock(nn.Module):
             self.heads, self.causal, proj_std, self.dtype, self.param_dtype, name="attn"
         )(y)
         y = layer_norm("ln_2", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
-        return x + MLP(proj_std, self.dtype, self.param_dtype, name="mlp")(y)
+        mlp = MLP(proj_std, self.dtype, self.param_dtype, self.activation, name="mlp")
+        return x + mlp(y)
 
 
 def temporal_shift(x, num_frames: int, fold_div: int = 8):
@@ -156,6 +170,7 @@ class Transformer(nn.Module):
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    activation: str = "quick_gelu"
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -170,6 +185,7 @@ class Transformer(nn.Module):
                 self.ln_epsilon,
                 self.dtype,
                 self.param_dtype,
+                self.activation,
                 name=f"resblocks_{i}",
             )(x)
         return x
@@ -220,6 +236,8 @@ class VisionTransformer(nn.Module):
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    activation: str = "quick_gelu"
+    ln_epsilon: float = 1e-5
 
     @nn.compact
     def __call__(self, images):  # [N, R, R, 3]
@@ -262,18 +280,20 @@ class VisionTransformer(nn.Module):
             patches = patches.transpose(0, 2, 1, 3).reshape(b, grid * grid * t, w)
             x = jnp.concatenate([x[::t, :1], patches], axis=1)  # [B, 1 + g²·T, W]
 
-        x = layer_norm("ln_pre", param_dtype=self.param_dtype)(x).astype(self.dtype)
+        x = layer_norm("ln_pre", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         shift = self.num_frames if self.frame_stage == "shift" else 0
         x = Transformer(
             self.layers,
             self.heads,
+            ln_epsilon=self.ln_epsilon,
             shift_frames=shift,
             remat=self.remat,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            activation=self.activation,
             name="transformer",
         )(x)
-        x = layer_norm("ln_post", param_dtype=self.param_dtype)(x[:, 0]).astype(self.dtype)
+        x = layer_norm("ln_post", self.ln_epsilon, self.param_dtype)(x[:, 0]).astype(self.dtype)
         proj = self.param(
             "proj", nn.initializers.normal(scale), (w, self.output_dim), self.param_dtype
         )
@@ -298,6 +318,8 @@ class CLIP(nn.Module):
     transformer_heads: int
     transformer_layers: int
     vision_heads: int | None = None  # CLIP's rule: vision_width // 64
+    activation: str = "quick_gelu"  # MLP nonlinearity of both towers, one of ACTIVATIONS
+    ln_epsilon: float = 1e-5  # LayerNorm epsilon of both towers
     frame_stage: str = "none"
     num_frames: int = 1
     with_text: bool = True
@@ -306,6 +328,8 @@ class CLIP(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     def setup(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         self.visual = VisionTransformer(
             self.image_resolution,
             self.vision_patch_size,
@@ -318,6 +342,8 @@ class CLIP(nn.Module):
             self.remat,
             self.dtype,
             self.param_dtype,
+            activation=self.activation,
+            ln_epsilon=self.ln_epsilon,
         )
         if not self.with_text:
             return
@@ -339,11 +365,13 @@ class CLIP(nn.Module):
             self.transformer_layers,
             self.transformer_heads,
             causal=True,
+            ln_epsilon=self.ln_epsilon,
             remat=self.remat,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
+            activation=self.activation,
         )
-        self.ln_final = layer_norm(param_dtype=self.param_dtype)
+        self.ln_final = layer_norm(epsilon=self.ln_epsilon, param_dtype=self.param_dtype)
         self.text_projection = self.param(
             "text_projection",
             nn.initializers.normal(wt**-0.5),
