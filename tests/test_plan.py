@@ -16,7 +16,7 @@ import pytest
 import train_helpers as h
 
 import actionclip_jax
-from actionclip_jax import checkpointing, evaluate, optim, predict, runs, sharding, train
+from actionclip_jax import checkpointing, evaluate, optim, predict, runs, sharding, train, weights
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import evaluator, passes
 from actionclip_jax.models import actionclip
@@ -205,3 +205,13 @@ def test_a_run_is_a_model_for_load_actionclip_and_predict(trained, config, tmp_p
                             objective=predict.run_objective(run))  # fmt: skip
     got = {r["label"]: r["probability"] for r in ranking}
     np.testing.assert_allclose([got[n] for n in run.class_names], probs, atol=1e-5)
+
+    # Converted for hosts without the run: the directory records what the run scores with.
+    converted = tmp_path / "converted"
+    meta = weights.convert(workdir, converted)
+    assert meta["source_kind"] == "run" and meta["step"] == 2
+    assert weights.recorded_run(converted) == meta["run"] == run.meta["run"]
+    again_model, again = actionclip_jax.load_actionclip(converted)
+    assert again_model.num_frames == model.num_frames and again_model.head == model.head
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(a, b)
