@@ -13,7 +13,10 @@ a frame-position table of exactly T rows; `to_mmaction2_state_dict` writes that.
 
 Keys and layouts are the inverse of `weights.torch_key_to_flax`, and every exported tensor is
 checked to map back to its parameter unchanged. Only models the original can compute are written:
-QuickGELU, LayerNorm eps 1e-5, 64-wide heads, 6-block heads, its Conv_1D reshape.
+QuickGELU, LayerNorm eps 1e-5, 64-wide heads, its Conv_1D reshape, a transf head of at most 6
+blocks (the original builds 6: a shallower head, such as the demo's 2, is written with identity
+blocks after its own — pre-LN blocks whose output projections are zero add nothing, so the
+original computes the same features) and a transf_cls head of exactly 6.
 """
 
 import os
@@ -28,6 +31,7 @@ from actionclip_jax import weights
 from actionclip_jax.weight_files import CheckpointError
 
 DTYPES = ("fp32", "fp16")
+ORIGINAL_HEAD_LAYERS = 6  # the original's TemporalTransformer and TAggregate are built with 6
 FORMATS = ("actionclip-pt", "mmaction2")
 
 # What the original's `convert_weights` casts to fp16 (convolutions, linear layers, attention
@@ -87,15 +91,20 @@ def _check_exportable(model, source):
             f"its text tower has {sizes['transformer_heads']} heads; the original builds "
             f"transformer_width / 64 = {sizes['transformer_width'] // 64}"
         )
-    if model.head in ("transf", "transf_cls") and model.head_layers != 6:
-        problems.append(f"its {model.head} head has {model.head_layers} blocks, the original's 6")
+    if model.head == "transf" and model.head_layers > ORIGINAL_HEAD_LAYERS:
+        problems.append(f"its transf head has {model.head_layers} blocks, more than the original's 6")
+    if model.head == "transf_cls" and model.head_layers != ORIGINAL_HEAD_LAYERS:
+        problems.append(
+            f"its transf_cls head has {model.head_layers} blocks, the original's 6 (post-LN "
+            "blocks cannot be padded with identities)"
+        )
     if model.head == "conv1d" and not model.conv1d_original:
         problems.append(
             "its conv1d head uses the correct transpose (conv1d_original=False); the original's "
             "Conv_1D reshapes instead and would compute other features"
         )
-    if model.objective != "video_text":
-        problems.append(f"it is a {model.objective} model; the original has no such model")
+    if not model.with_text or model.num_classes:
+        problems.append("it is a 1-of-N classifier; the original has no such model")
     if model.head == "transf" and model.position_rows > sizes["context_length"]:
         problems.append(
             f"its transf head has {model.position_rows} frame positions; the original's table "
@@ -134,6 +143,8 @@ def to_original_state_dicts(model, params, source="model") -> tuple[OrderedDict,
             fusion_sd[f"module.{key}"] = np.array(tensor, order="C")
         else:
             raise CheckpointError(f"{source}: parameters {path[0]!r} have no place in the original")
+    if model.head == "transf":
+        fusion_sd.update(_identity_blocks(model))
     if model.head != "meanP":
         # The original creates the frame-position table for every head but meanP and sizes it
         # like the text context; only Transf reads it, and only its first T rows.
@@ -144,6 +155,27 @@ def to_original_state_dicts(model, params, source="model") -> tuple[OrderedDict,
             full[: table.shape[0]] = table
         fusion_sd["module.frame_position_embeddings.weight"] = full
     return clip_sd, fusion_sd
+
+
+def _identity_blocks(model) -> OrderedDict:
+    """Transf blocks `head_layers`..5 that leave their input unchanged: x + attn(ln(x)) · 0 +
+    mlp(ln(x)) · 0, with the output projections (weights and biases) zero."""
+    e = model.clip_sizes["embed_dim"]
+    out = OrderedDict()
+    for i in range(model.head_layers, ORIGINAL_HEAD_LAYERS):
+        p = f"module.transformer.resblocks.{i}."
+        for ln in ("ln_1", "ln_2"):
+            out[p + f"{ln}.weight"] = np.ones(e, np.float32)
+            out[p + f"{ln}.bias"] = np.zeros(e, np.float32)
+        out[p + "attn.in_proj_weight"] = np.zeros((3 * e, e), np.float32)
+        out[p + "attn.in_proj_bias"] = np.zeros(3 * e, np.float32)
+        out[p + "attn.out_proj.weight"] = np.zeros((e, e), np.float32)
+        out[p + "attn.out_proj.bias"] = np.zeros(e, np.float32)
+        out[p + "mlp.c_fc.weight"] = np.zeros((4 * e, e), np.float32)
+        out[p + "mlp.c_fc.bias"] = np.zeros(4 * e, np.float32)
+        out[p + "mlp.c_proj.weight"] = np.zeros((e, 4 * e), np.float32)
+        out[p + "mlp.c_proj.bias"] = np.zeros(e, np.float32)
+    return out
 
 
 def to_mmaction2_state_dict(model, params, source="model") -> OrderedDict:

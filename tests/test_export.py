@@ -70,11 +70,11 @@ def test_import_export_import_is_bit_exact(tmp_path, head, stage):
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
 
 
-def _random_converted_dir(path, head, stage, seed):
+def _random_converted_dir(path, head, stage, seed, head_layers=6):
     """A converted directory of random weights made in JAX, so no import code is involved."""
     sizes = {**SMALL, "activation": "quick_gelu", "ln_epsilon": 1e-5}
     video = dict(num_frames=T, frame_stage=stage, head=head, position_rows=77,
-                 conv1d_original=head == "conv1d", head_layers=6)  # fmt: skip
+                 conv1d_original=head == "conv1d", head_layers=head_layers)  # fmt: skip
     model = weights.build_actionclip(sizes, video)
     shapes = actionclip.abstract_params(model)
     rng = np.random.RandomState(seed)
@@ -109,11 +109,14 @@ def _original_model(ckpt, head, stage):
     return ra.ActionCLIPReference(clip, fusion.module.eval(), T).eval()
 
 
-@pytest.mark.parametrize("head, stage", [("transf", "none"), ("lstm", "shift")])
+@pytest.mark.parametrize(
+    "head, stage, layers", [("transf", "none", 6), ("lstm", "shift", 6), ("transf", "shift", 2)]
+)
 def test_exported_file_runs_in_the_original_with_the_same_features(
-    tmp_path, head, stage, sample_tokens
+    tmp_path, head, stage, layers, sample_tokens
 ):
-    model, params = _random_converted_dir(tmp_path / "converted", head, stage, seed=3)
+    # A 2-block transf head (the demo's) is written with 4 identity blocks: the original builds 6.
+    model, params = _random_converted_dir(tmp_path / "converted", head, stage, 3, layers)
     out = subprocess.run(
         [sys.executable, "-m", "actionclip_jax.convert", "--to=actionclip-pt",
          f"--checkpoint={tmp_path / 'converted'}", f"--output={tmp_path / 'model.pt'}"],
@@ -166,7 +169,8 @@ def _model(head="transf", stage="none", **changes):
         (dict(activation="gelu"), r"its MLPs use gelu, the original's CLIP QuickGELU"),
         (dict(ln_epsilon=1e-6), r"LayerNorm epsilon is 1e-06"),
         (dict(vision_heads=4), r"image tower has 4 heads"),
-        (dict(head_layers=2), r"transf head has 2 blocks, the original's 6"),
+        (dict(head_layers=7), r"transf head has 7 blocks, more than the original's 6"),
+        (dict(head="transf_cls", head_layers=2), r"transf_cls head has 2 blocks, the original's 6"),
         (dict(head="conv1d", conv1d_original=False), r"conv1d head uses the correct transpose"),
     ],
 )
