@@ -105,10 +105,10 @@ def _check_exportable(model, source):
         )
     if not model.with_text or model.num_classes:
         problems.append("it is a 1-of-N classifier; the original has no such model")
-    if model.head == "transf" and model.position_rows > sizes["context_length"]:
+    if model.head == "transf" and model.num_frames > sizes["context_length"]:
         problems.append(
-            f"its transf head has {model.position_rows} frame positions; the original's table "
-            f"has context_length = {sizes['context_length']} rows"
+            f"it reads {model.num_frames} frame positions; the original's table has "
+            f"context_length = {sizes['context_length']} rows"
         )
     if problems:
         raise CheckpointError(
@@ -151,8 +151,9 @@ def to_original_state_dicts(model, params, source="model") -> tuple[OrderedDict,
         rows, e = model.clip_sizes["context_length"], model.clip_sizes["embed_dim"]
         table = fusion_sd.get("module.frame_position_embeddings.weight")
         full = np.zeros((rows, e), np.float32)
-        if table is not None:
-            full[: table.shape[0]] = table
+        if table is not None:  # rows past the frames are never read: a longer table is cut
+            n = min(rows, table.shape[0])
+            full[:n] = table[:n]
         fusion_sd["module.frame_position_embeddings.weight"] = full
     return clip_sd, fusion_sd
 

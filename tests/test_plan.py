@@ -16,7 +16,8 @@ import pytest
 import train_helpers as h
 
 import actionclip_jax
-from actionclip_jax import checkpointing, evaluate, optim, predict, runs, sharding, train, weights
+from actionclip_jax import checkpointing, evaluate, export, optim, predict, runs, sharding, train
+from actionclip_jax import weights
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import evaluator, passes
 from actionclip_jax.models import actionclip
@@ -215,3 +216,28 @@ def test_a_run_is_a_model_for_load_actionclip_and_predict(trained, config, tmp_p
     assert again_model.num_frames == model.num_frames and again_model.head == model.head
     for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(params), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_exports_to_the_original_pytorch_code_with_the_same_features(trained, tmp_path):
+    torch = pytest.importorskip("torch")
+    import reference  # pylint: disable=import-outside-toplevel
+    import reference_actionclip as ra  # pylint: disable=import-outside-toplevel
+
+    workdir, _ = trained
+    model, params = actionclip_jax.load_actionclip(workdir)
+    assert (model.head, model.head_layers, model.frame_stage) == ("transf", 2, "shift")
+    export.export_actionclip_pt(workdir, tmp_path / "run.pt")
+    ckpt = torch.load(tmp_path / "run.pt", weights_only=True)
+    # Loaded as the original's train.py/test.py do, strictly: its head has 6 blocks (4 identity).
+    sizes = {k: model.clip_sizes[k] for k in reference.SMALL}
+    clip = ra.make_shift_clip(sizes, T=model.num_frames, seed=0)
+    clip.load_state_dict(ckpt["model_state_dict"])
+    fusion = torch.nn.DataParallel(ra.VisualPrompt("Transf", clip.state_dict(), model.num_frames))
+    fusion.load_state_dict(ckpt["fusion_model_state_dict"])
+    original = ra.ActionCLIPReference(clip, fusion.module.eval(), model.num_frames).eval()
+    r = model.clip_sizes["image_resolution"]
+    video = np.random.RandomState(0).randn(2, model.num_frames, r, r, 3).astype(np.float32)
+    ours = model.apply({"params": params}, video, method=model.encode_video)
+    with torch.no_grad():
+        theirs = original.encode_video(torch.from_numpy(video.transpose(0, 1, 4, 2, 3).copy()))
+    assert reference.rel_err(ours, theirs.numpy()) <= 1e-4
