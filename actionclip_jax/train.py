@@ -241,6 +241,11 @@ def train_and_evaluate(config, workdir) -> dict:
     bad_total = int(counters.get("bad_samples_total", 0))
     window, t_window, wait = [], time.perf_counter(), 0.0
     compiled, flops_per_step = None, None
+
+    def counters():  # read at saves only: the window's device values are fetched then
+        pending = jax.device_get([m["bad_samples"] for m in window]) if window else []
+        return {"bad_samples_total": bad_total + int(sum(pending))}
+
     try:
         for step in range(start_step, total_steps):
             t0 = time.perf_counter()
@@ -273,7 +278,7 @@ def train_and_evaluate(config, workdir) -> dict:
             progress(done, force=done == total_steps)
             epoch_end = done % steps_per_epoch == 0
             epoch = done // steps_per_epoch
-            counters = lambda: {"bad_samples_total": bad_total + _pending_bad(window)}  # noqa: E731
+            t_pause = time.perf_counter()
             if (epoch_end and epoch % config.eval_every_epochs == 0) or done == total_steps:
                 per = passes.evaluate(plan, [val], state.params, done, writer, workdir)
                 results = per[""]
@@ -286,6 +291,7 @@ def train_and_evaluate(config, workdir) -> dict:
                 ckpt.save(done, state, train_iter, metrics=results, counters=counters())
             elif done % config.checkpoint.every_steps == 0 or preemption.requested:
                 ckpt.save(done, state, train_iter, counters=counters())
+            t_window += time.perf_counter() - t_pause  # rates count training time only
             if preemption.requested:
                 break
     finally:
@@ -299,11 +305,6 @@ def train_and_evaluate(config, workdir) -> dict:
             batch = train_iter = None
             pipeline.release_shared_memory()
     return results
-
-
-def _pending_bad(window) -> int:
-    """Unreadable samples of steps not yet logged (read from the device only at a save)."""
-    return int(sum(jax.device_get([m["bad_samples"] for m in window]))) if window else 0
 
 
 def on_multihost_tpu() -> bool:
