@@ -153,16 +153,16 @@ class Evaluator:
             worker_count=d.workers,
             read_threads=d.read_threads,
             strict=d.strict,
+            video_backend=d.video_backend,
+            decode_timeout_s=d.decode_timeout_s,
         )
         total = None
         try:
             for batch in it:
                 out = self.step_fn(params, pipeline.to_global(batch, self.mesh), text)
                 total = out if total is None else jax.tree.map(jnp.add, total, out)
-        finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
-            it.close()
-            batch = it = None
-            pipeline.release_shared_memory()
+        finally:
+            it.close()  # stops its worker and decoder processes at once
         sums = jax.device_get(total)
         results = summarize(sums)
         results.update(
