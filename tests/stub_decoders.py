@@ -1,23 +1,27 @@
-"""Video backends that misbehave on purpose, for fault-injection tests of the data pipeline.
+"""A video backend that misbehaves on purpose, for fault-injection tests of the data pipeline.
 
-Each is an opener ``(local path or bytes, name) -> reader`` (`data_pipeline.video.Backend`)
-that decodes ordinary files with decord and misbehaves on files whose name says so. They
-live in a module of their own so that decoder processes and grain workers, which get the
-opener pickled by reference, can import it (the tests folder is on their ``sys.path``).
+`misbehaving` is an opener ``(local path or bytes, name) -> reader`` (`data_pipeline.video.
+Backend`) that decodes ordinary files with decord and misbehaves on files whose name says
+how: ``*hang*`` never returns, ``*short*`` returns one frame fewer than asked for,
+``*crash*`` kills the decoding process. It lives in a module of its own so that decoder
+processes and grain workers, which get the opener pickled by reference, can import it (the
+tests folder is on their ``sys.path``).
 """
 
 import os
 import re
 import signal
 
-
 from data_pipeline import video
+
+BEHAVIOURS = ("hang", "short", "crash")
 
 
 class _Reader:
-    def __init__(self, resolved, name, behaviour):
+    def __init__(self, resolved, name):
         self._inner = video.BACKENDS["decord"](resolved, name)
-        self._behaviour = behaviour if behaviour in os.path.basename(name) else None
+        base = os.path.basename(name)
+        self._behaviour = next((b for b in BEHAVIOURS if b in base), None)
 
     def __len__(self):
         return len(self._inner)
@@ -30,22 +34,12 @@ class _Reader:
             re.fullmatch(r"(a+)+b", "a" * 64)
         frames = self._inner.read(indices)  # [T, H, W, 3]
         if self._behaviour == "short":
-            return frames[:-1]  # One frame fewer than asked for.
+            return frames[:-1]
         if self._behaviour == "crash":
             os.kill(os.getpid(), signal.SIGKILL)  # Dies mid-decode, as a crash in C would.
         return frames
 
 
-def hang_on_hang(resolved, name):
-    """Decodes files normally, except that reading a file named ``*hang*`` never returns."""
-    return _Reader(resolved, name, "hang")
-
-
-def short_on_short(resolved, name):
-    """Returns one frame fewer than asked for from files named ``*short*``."""
-    return _Reader(resolved, name, "short")
-
-
-def crash_on_crash(resolved, name):
-    """Kills the decoding process on files named ``*crash*``."""
-    return _Reader(resolved, name, "crash")
+def misbehaving(resolved, name):
+    """Opens a video; reading misbehaves as the file's name says (see the module docstring)."""
+    return _Reader(resolved, name)

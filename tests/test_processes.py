@@ -62,7 +62,7 @@ def test_decoder_process_gives_the_frames_of_this_process(clips):
 
 
 def test_a_hung_decode_is_killed_and_the_next_sample_gets_a_new_process(clips):
-    decoder = processes.VideoDecoder(stub_decoders.hang_on_hang, TIMEOUT_S)
+    decoder = processes.VideoDecoder(stub_decoders.misbehaving, TIMEOUT_S)
     decoder(clips["good"], lambda n: [0])
     pid = decoder.decoder_pid()
     decoder.timeout_s = 2.0  # Only the sample that never ends waits this out.
@@ -78,14 +78,14 @@ def test_a_hung_decode_is_killed_and_the_next_sample_gets_a_new_process(clips):
 
 
 def test_a_decoder_that_dies_is_a_bad_sample(clips):
-    decoder = processes.VideoDecoder(stub_decoders.crash_on_crash, TIMEOUT_S)
+    decoder = processes.VideoDecoder(stub_decoders.misbehaving, TIMEOUT_S)
     with pytest.raises(video.VideoDecodeError, match=r"clip_crash.mp4.*decoder process died \(signal 9\)"):
         decoder(clips["crash"], lambda n: [0])
     assert media.read_indices(decoder(clips["good"], lambda n: [7])) == [7]
 
 
 def test_a_decoder_that_returns_fewer_frames_is_a_bad_sample(clips):
-    decoder = processes.VideoDecoder(stub_decoders.short_on_short, TIMEOUT_S)
+    decoder = processes.VideoDecoder(stub_decoders.misbehaving, TIMEOUT_S)
     with pytest.raises(video.VideoDecodeError, match=r"clip_short.mp4.*returned.*2 requested"):
         decoder(clips["short"], lambda n: [0, 1])
 
