@@ -97,7 +97,7 @@ def measure_startup(repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        process = processes._DecoderProcess()  # pylint: disable=protected-access
+        process = processes._DecoderProcess(processes.MEMORY_LIMIT_MB)  # pylint: disable=protected-access
         times.append(time.perf_counter() - t0)
         process.close()
     return float(np.median(times))

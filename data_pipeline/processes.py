@@ -15,6 +15,11 @@ answers its frame count, the parent answers the frame indices (so that the calle
 ``indices_fn`` and its random draws stay in the parent), the child answers the frames
 (raw bytes straight into a numpy array) or the error, plus the warnings it logged.
 
+Memory. decord's decoder threads can buffer or leak decoded frames in native memory
+(dmlc/decord#197, #208). A decoder process whose resident memory has grown past
+``memory_limit_mb`` after a sample says so with its answer; the parent then closes it
+and the next sample starts a fresh one, so such growth never accumulates.
+
 No orphans. A decoder child asks the kernel for SIGKILL when the thread that started it
 ends (``PR_SET_PDEATHSIG``; Linux), which includes its whole process dying to kill -9,
 and it exits when its request pipe closes. grain's worker processes are started by
@@ -52,6 +57,10 @@ _log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 120.0
 # How often a worker's watch thread looks at its parent (seconds).
 _PARENT_POLL_S = 0.5
+# Resident memory after which a decoder process is replaced (MiB): several times what
+# decoding one clip needs (~100 MiB for 8 frames of 340x256, under 1 GiB for 30 views
+# of 1080p), far below the gigabytes that decord's leaks reach.
+MEMORY_LIMIT_MB = 2048
 
 _PR_SET_PDEATHSIG = 1  # From <linux/prctl.h>.
 
@@ -120,7 +129,7 @@ def _child_env() -> dict[str, str]:
 class _DecoderProcess:
     """One child process that decodes videos on request (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, memory_limit_mb: int):
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         try:
@@ -132,6 +141,7 @@ class _DecoderProcess:
                     str(request_read),
                     str(response_write),
                     str(os.getpid()),
+                    str(memory_limit_mb),
                 ],
                 pass_fds=(request_read, response_write),
                 stdin=subprocess.DEVNULL,
@@ -192,19 +202,24 @@ class _DecoderProcess:
                     raise
                 self._send(("indices", indices), path)
             elif kind == "frames":
-                _, shape, records = message
+                _, shape, records, retire = message
                 frames = np.empty(shape, np.uint8)  # [T, H, W, 3]
                 try:
                     self._responses.recv_bytes_into(frames.reshape(-1))  # 1-D: bytes
                 except (EOFError, OSError) as e:
                     raise self._died(path) from e
-                _relog(records)
+                self._after(records, retire)
                 # Checked here too: the frames crossed a process boundary.
                 return video_lib.checked_frames(frames, len(indices), path)
             else:  # "error"
-                _, error, records = message
-                _relog(records)
+                _, error, records, retire = message
+                self._after(records, retire)
                 raise error
+
+    def _after(self, records, retire: bool) -> None:
+        _relog(records)
+        if retire:  # Grown past its memory limit: the next sample gets a fresh process.
+            self.close()
 
     def _send(self, message, path: str) -> None:
         try:
@@ -258,18 +273,26 @@ class VideoDecoder:
     Attributes:
       backend: A `video.BACKENDS` name or an opener (`video.Backend`).
       timeout_s: Seconds one sample may take; 0 decodes in this process, without limit.
+      memory_limit_mb: Resident memory past which a decoder process is replaced after
+        its sample (see the module docstring).
     """
 
-    def __init__(self, backend: video_lib.Backend = "decord", timeout_s: float = 0.0):
+    def __init__(
+        self,
+        backend: video_lib.Backend = "decord",
+        timeout_s: float = 0.0,
+        memory_limit_mb: int = MEMORY_LIMIT_MB,
+    ):
         video_lib._opener(backend)  # pylint: disable=protected-access  # Fails early on a bad name.
         if timeout_s < 0:
             raise ValueError(f"timeout_s must be >= 0 (0: no time limit), got {timeout_s}")
         self.backend = backend
         self.timeout_s = float(timeout_s)
+        self.memory_limit_mb = int(memory_limit_mb)
         self._local = threading.local()
 
     def __getstate__(self):
-        return {"backend": self.backend, "timeout_s": self.timeout_s}
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -287,7 +310,7 @@ class VideoDecoder:
             return video_lib.read_clip(path, indices_fn, backend=self.backend)
         process = getattr(self._local, "process", None)
         if process is None or not process.alive:  # Killed or dead: start anew.
-            process = self._local.process = _DecoderProcess()
+            process = self._local.process = _DecoderProcess(self.memory_limit_mb)
         return process.read_clip(path, indices_fn, self.backend, self.timeout_s)
 
     def decoder_pid(self) -> int | None:
@@ -326,7 +349,20 @@ def _transportable(error: BaseException) -> BaseException:
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
-def _serve(requests: connection.Connection, responses: connection.Connection) -> None:
+def _resident_mb() -> float:
+    """This process's resident memory now (Linux); its peak elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource  # pylint: disable=import-outside-toplevel  # Not on Windows.
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
+def _serve(
+    requests: connection.Connection, responses: connection.Connection, memory_limit_mb: int
+) -> None:
     collect = _Collect()
     logging.getLogger().addHandler(collect)
     responses.send(("ready",))
@@ -344,14 +380,16 @@ def _serve(requests: connection.Connection, responses: connection.Connection) ->
         try:
             frames = np.ascontiguousarray(video_lib.read_clip(path, indices_fn, backend=backend))
         except Exception as e:  # pylint: disable=broad-except  # Everything goes to the parent.
-            responses.send(("error", _transportable(e), collect.records))
+            retire = _resident_mb() > memory_limit_mb
+            responses.send(("error", _transportable(e), collect.records, retire))
             continue
-        responses.send(("frames", frames.shape, collect.records))
+        retire = _resident_mb() > memory_limit_mb
+        responses.send(("frames", frames.shape, collect.records, retire))
         responses.send_bytes(frames.reshape(-1))  # 1-D: multiprocessing counts items
 
 
 def _main(argv: Sequence[str]) -> None:
-    request_fd, response_fd, parent_pid = (int(a) for a in argv)
+    request_fd, response_fd, parent_pid, memory_limit_mb = (int(a) for a in argv)
     die_with_parent_thread(parent_pid)
     # The parent decides when this process ends: Ctrl-C or a SIGTERM sent to the whole
     # process group reaches the parent, which then closes the pipe or exits.
@@ -360,6 +398,7 @@ def _main(argv: Sequence[str]) -> None:
     _serve(
         connection.Connection(request_fd, writable=False),
         connection.Connection(response_fd, readable=False),
+        memory_limit_mb,
     )
 
 

@@ -3,7 +3,7 @@
 `misbehaving` is an opener ``(local path or bytes, name) -> reader`` (`data_pipeline.video.
 Backend`) that decodes ordinary files with decord and misbehaves on files whose name says
 how: ``*hang*`` never returns, ``*short*`` returns one frame fewer than asked for,
-``*crash*`` kills the decoding process. It lives in a module of its own so that decoder
+``*crash*`` kills the decoding process, ``*leak*`` keeps 128 MiB more memory on each read. It lives in a module of its own so that decoder
 processes and grain workers, which get the opener pickled by reference, can import it (the
 tests folder is on their ``sys.path``).
 """
@@ -12,9 +12,12 @@ import os
 import re
 import signal
 
+import numpy as np
+
 from data_pipeline import video
 
-BEHAVIOURS = ("hang", "short", "crash")
+BEHAVIOURS = ("hang", "short", "crash", "leak")
+_LEAKED = []
 
 
 class _Reader:
@@ -37,6 +40,8 @@ class _Reader:
             return frames[:-1]
         if self._behaviour == "crash":
             os.kill(os.getpid(), signal.SIGKILL)  # Dies mid-decode, as a crash in C would.
+        if self._behaviour == "leak":
+            _LEAKED.append(np.ones(128 << 20, np.uint8))  # Touched: resident memory.
         return frames
 
 

@@ -90,6 +90,20 @@ def test_a_decoder_that_returns_fewer_frames_is_a_bad_sample(clips):
         decoder(clips["short"], lambda n: [0, 1])
 
 
+def test_a_decoder_process_that_grows_past_its_memory_limit_is_replaced(clips, tmp_path):
+    # decord#197/#208 in miniature: every read keeps 128 MiB. Past the limit the process
+    # is replaced after its sample; no sample is lost.
+    leak = shutil.copy(clips["good"], tmp_path / "clip_leak.mp4")
+    decoder = processes.VideoDecoder(stub_decoders.misbehaving, TIMEOUT_S, memory_limit_mb=400)
+    pids = []
+    for i in range(6):
+        assert media.read_indices(decoder(leak, lambda n, i=i: [i])) == [i]
+        pids.append(decoder.decoder_pid())
+    # Some ~100 MiB to start, +128 MiB a sample: each process serves 2 or 3 samples.
+    assert None in pids and pids[0] is not None
+    assert 2 <= pids.count(None) <= 3
+
+
 def test_errors_and_warnings_cross_over_as_they_are(clips, tmp_path, caplog):
     decoder = processes.VideoDecoder("pyav", TIMEOUT_S)
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
