@@ -34,10 +34,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Its media and its flags (--workdir, --num_videos, --seconds, --json).
-import data_throughput  # noqa: E402
-import grain  # noqa: E402
+import data_throughput
+import grain
 
-from data_pipeline import processes, sampling, sources  # noqa: E402
+from data_pipeline import processes, sampling, sources
 
 T = 8
 VARIANTS = (
@@ -59,16 +59,16 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measure_decode(source, seconds: float, slice_s: float = 0.5) -> dict:
-    decoders = {name: processes.VideoDecoder(backend, timeout) for name, backend, timeout in VARIANTS}
+    decoders = {
+        name: processes.VideoDecoder(backend, timeout) for name, backend, timeout in VARIANTS
+    }
     counter = iter(range(10**9))
 
     def step(decoder):
         g = next(counter)
         rng = np.random.default_rng([0, g])
         record = source[g % len(source)]
-        sources.load_clip(
-            record, lambda f: sampling.train_indices(f, T, rng), decode_video=decoder
-        )
+        sources.load_clip(record, lambda f: sampling.train_indices(f, T, rng), decode_video=decoder)
 
     for decoder in decoders.values():
         step(decoder)  # Start the decoder processes; warm the file cache.

@@ -82,9 +82,7 @@ def _shown(path: str) -> str:
 
 def _write_together(texts: dict[epath.Path, str]) -> None:
     """Writes each file under a temporary name, then renames all into place."""
-    temporary = {
-        path: path.parent / f".{path.name}.tmp-{os.getpid()}" for path in texts
-    }
+    temporary = {path: path.parent / f".{path.name}.tmp-{os.getpid()}" for path in texts}
     try:
         for path, text in texts.items():
             temporary[path].write_text(text, encoding="utf-8")
@@ -143,7 +141,9 @@ def make_lists(
     if not classes:
         raise ValueError(f"no class folders in {root_path} (expected root/<class>/<video>)")
     unfit = [
-        os.fspath(root_path / c) for c in classes if any(ch.isspace() for ch in c) or not _is_utf8(c)
+        os.fspath(root_path / c)
+        for c in classes
+        if any(ch.isspace() for ch in c) or not _is_utf8(c)
     ]
     train_lines, val_lines, empty = [], [], []
     for label, class_name in enumerate(classes):

@@ -42,7 +42,7 @@ Batches are per-process (local) numpy dicts::
   places the caller does not control (an exhausted worker's last batch stays referenced
   from its StopIteration's traceback, a zero-copy ``jax.Array`` keeps its host buffer).
   Whatever was not unlinked by exit was reported by Python's resource tracker as "leaked
-  shared_memory objects", at random. A pipe costs one copy per side (measured in
+  shared_memory objects", at random. A pipe costs copies (measured in
   docs/data_reliability.md) and leaves nothing to free: ``close()`` an iterator to stop
   its workers at once (grain also does it at garbage collection and exit). Workers exit
   within a second when their parent process dies, even by kill -9
@@ -57,10 +57,10 @@ batches into global ``jax.Array`` s.
 
 Unreadable data (missing, zero-byte, truncated, undecodable videos, frame folders or
 frames; a video that takes longer than the time limit, or for which the decoder returns
-other frames than asked for): the sample is replaced by the next readable one in source order (index + 1,
-+ 2, ... modulo N, at most ``max_replacements`` tries), the path is logged once per
-process with ``absl.logging``, and the row has ``bad = 1``. With ``strict=True`` the
-first unreadable sample raises `BadSampleError` instead.
+other frames than asked for): the sample is replaced by the next readable one in source
+order (index + 1, + 2, ... modulo N, at most ``max_replacements`` tries), the path is
+logged once per process with ``absl.logging``, and the row has ``bad = 1``. With
+``strict=True`` the first unreadable sample raises `BadSampleError` instead.
 """
 
 from __future__ import annotations
@@ -457,15 +457,15 @@ def train_dataset(
       A grain ``IterDataset`` of batches ``video uint8 [b, T, S, S, 3]``, ``label int32
       [b]``, ``index int64 [b]``, ``mask bool [b]`` (all True), ``bad int32 [b]``.
     """
-    example = dict(
-        seed=seed,
-        num_frames=num_frames,
-        input_size=input_size,
-        flip=flip,
-        scales=scales,
-        randaug_n=randaug_n,
-        randaug_m=randaug_m,
-    )
+    example = {
+        "seed": seed,
+        "num_frames": num_frames,
+        "input_size": input_size,
+        "flip": flip,
+        "scales": scales,
+        "randaug_n": randaug_n,
+        "randaug_m": randaug_m,
+    }
 
     def examples(source, loader, process_index, process_count):
         ds = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat(None)
@@ -579,13 +579,13 @@ def eval_dataset(
     """
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-    example = dict(
-        num_frames=num_frames,
-        num_clips=num_clips,
-        num_crops=num_crops,
-        input_size=input_size,
-        scale_size=input_size * 256 // 224 if scale_size is None else scale_size,
-    )
+    example = {
+        "num_frames": num_frames,
+        "num_clips": num_clips,
+        "num_crops": num_crops,
+        "input_size": input_size,
+        "scale_size": input_size * 256 // 224 if scale_size is None else scale_size,
+    }
 
     def examples(source, loader, process_index, process_count):
         num_slots = eval_num_batches(len(source), batch_size, process_count) * batch_size

@@ -152,7 +152,9 @@ class _DecoderProcess:
             os.close(response_write)
         self._requests = connection.Connection(request_write, readable=False)
         self._responses = connection.Connection(response_read, writable=False)
-        self._finalizer = weakref.finalize(self, _shut_down, self._proc, self._requests, self._responses)
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._proc, self._requests, self._responses
+        )
         if not self._responses.poll(_START_TIMEOUT_S):
             self.close()
             raise RuntimeError(
@@ -341,11 +343,13 @@ class _Collect(logging.Handler):
 def _transportable(error: BaseException) -> BaseException:
     """The error itself if it survives pickling, else a RuntimeError that says what it was."""
     if not isinstance(error, (OSError, ValueError)):  # A bug: keep the child's traceback.
-        error.add_note("in the video decoder process:\n" + "".join(traceback.format_exception(error)))
+        error.add_note(
+            "in the video decoder process:\n" + "".join(traceback.format_exception(error))
+        )
     try:
         pickle.loads(pickle.dumps(error))
         return error
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  # Whatever pickling raises, the parent gets a message.
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
@@ -379,7 +383,7 @@ def _serve(
 
         try:
             frames = np.ascontiguousarray(video_lib.read_clip(path, indices_fn, backend=backend))
-        except Exception as e:  # pylint: disable=broad-except  # Everything goes to the parent.
+        except Exception as e:  # noqa: BLE001  # Every error goes to the parent, which decides.
             retire = _resident_mb() > memory_limit_mb
             responses.send(("error", _transportable(e), collect.records, retire))
             continue

@@ -188,7 +188,9 @@ class _PyAVReader:
         self.name = name
         self._resolved = resolved
         try:
-            self._container = av.open(io.BytesIO(resolved) if isinstance(resolved, bytes) else resolved)
+            self._container = av.open(
+                io.BytesIO(resolved) if isinstance(resolved, bytes) else resolved
+            )
         except av.FFmpegError as e:
             raise VideoDecodeError(
                 f"cannot open video {name}: not a readable video container: truncated, "

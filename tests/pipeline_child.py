@@ -21,19 +21,19 @@ from absl import flags
 
 flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags.
 
-from data_pipeline import pipeline  # noqa: E402
+from data_pipeline import pipeline
 
 
 def _kwargs(data_dir, workers, timeout):
-    return dict(
-        root=data_dir,
-        num_frames=4,
-        input_size=32,
-        process_index=0,
-        process_count=1,
-        worker_count=workers,
-        decode_timeout_s=timeout,
-    )
+    return {
+        "root": data_dir,
+        "num_frames": 4,
+        "input_size": 32,
+        "process_index": 0,
+        "process_count": 1,
+        "worker_count": workers,
+        "decode_timeout_s": timeout,
+    }
 
 
 def serve(data_dir, workers, timeout):

@@ -225,7 +225,9 @@ def test_check_names_file_and_line_of_bytes_that_are_not_utf8(broken, tmp_path):
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
 def test_check_decodes_with_either_backend(broken, backend):
     args = [f"--list={broken / 'list.txt'}", f"--labels={broken / 'labels.csv'}"]
-    result = _run("check", *args, f"--root={broken}", "--decode", f"--backend={backend}", "--workers=0")
+    result = _run(
+        "check", *args, f"--root={broken}", "--decode", f"--backend={backend}", "--workers=0"
+    )
     assert result.returncode == 1
     assert "line 4: unreadable: cannot open video" in result.stdout  # The truncated one.
     assert "unreadable files: 2\n" in result.stdout

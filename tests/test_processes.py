@@ -56,7 +56,9 @@ def test_decoder_process_gives_the_frames_of_this_process(clips):
     decoder = processes.VideoDecoder("decord", TIMEOUT_S)
     frames = decoder(clips["good"], indices_fn)
     assert counts == [30]
-    np.testing.assert_array_equal(frames, video.read_video_frames(clips["good"], [29, 0, 12, 12, 5]))
+    np.testing.assert_array_equal(
+        frames, video.read_video_frames(clips["good"], [29, 0, 12, 12, 5])
+    )
     assert decoder.decoder_pid() not in (None, os.getpid())
     frames[0, 0, 0] = 0  # Writable, like a frame decoded here.
 
@@ -66,7 +68,9 @@ def test_a_hung_decode_is_killed_and_the_next_sample_gets_a_new_process(clips):
     decoder(clips["good"], lambda n: [0])
     pid = decoder.decoder_pid()
     decoder.timeout_s = 2.0  # Only the sample that never ends waits this out.
-    with pytest.raises(processes.DecodeTimeoutError, match=r"clip_hang.mp4.*time limit of 2 s") as e:
+    with pytest.raises(
+        processes.DecodeTimeoutError, match=r"clip_hang.mp4.*time limit of 2 s"
+    ) as e:
         decoder(clips["hang"], lambda n: [0, 1])
     decoder.timeout_s = TIMEOUT_S
     assert isinstance(e.value, video.VideoDecodeError)  # Bad data for the pipeline.
@@ -79,7 +83,9 @@ def test_a_hung_decode_is_killed_and_the_next_sample_gets_a_new_process(clips):
 
 def test_a_decoder_that_dies_is_a_bad_sample(clips):
     decoder = processes.VideoDecoder(stub_decoders.misbehaving, TIMEOUT_S)
-    with pytest.raises(video.VideoDecodeError, match=r"clip_crash.mp4.*decoder process died \(signal 9\)"):
+    with pytest.raises(
+        video.VideoDecodeError, match=r"clip_crash.mp4.*decoder process died \(signal 9\)"
+    ):
         decoder(clips["crash"], lambda n: [0])
     assert media.read_indices(decoder(clips["good"], lambda n: [7])) == [7]
 
@@ -114,13 +120,17 @@ def test_errors_and_warnings_cross_over_as_they_are(clips, tmp_path, caplog):
     with pytest.raises(video.VideoDecodeError, match="not a readable video container"):
         decoder(str(tmp_path / "text.mp4"), lambda n: [0])
     # A damaged tail: the child's warning is logged here, by the logger that wrote it.
-    data = bytearray(pathlib.Path(media.encode_video(tmp_path / "f.mp4", 60, faststart=True)).read_bytes())
+    data = bytearray(
+        pathlib.Path(media.encode_video(tmp_path / "f.mp4", 60, faststart=True)).read_bytes()
+    )
     data[-60:] = b"\xff" * 60
     (tmp_path / "tail.mp4").write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
         frames = decoder(str(tmp_path / "tail.mp4"), lambda n: [0, 5, 59])
     assert media.read_indices(frames) == [0, 5, 5]
-    assert any(r.name == "data_pipeline.video" and "tail.mp4" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.name == "data_pipeline.video" and "tail.mp4" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_decoder_processes_end_with_their_thread(clips):
