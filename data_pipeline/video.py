@@ -181,7 +181,8 @@ class _PyAVReader:
     packets actually in the file, never a header's claim, and frame ``i`` is the one
     with the ``i``-th smallest presentation timestamp. Reading seeks to the keyframe at
     or before a frame and decodes forward to it. Files whose packets carry no
-    timestamps (some AVI) are decoded from the start and numbered in output order.
+    presentation timestamps (AVI stores none: FFmpeg invents them from the decoding
+    order, wrong for B-frames) are decoded from the start and numbered in output order.
     """
 
     def __init__(self, resolved: str | bytes, name: str):
@@ -203,14 +204,17 @@ class _PyAVReader:
         # One decoding thread, as for decord: parallelism comes from the data loader.
         self._stream.codec_context.thread_count = 1
         pts, keys = [], []  # per packet; keys: (pts, seek timestamp) of keyframes
+        starts = [0]  # Timestamps to seek to for the start of the file.
         try:
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:  # The flushing packet at the end.
                     continue
                 pts.append(packet.pts)
+                times = [t for t in (packet.pts, packet.dts) if t is not None]
+                if times and len(starts) == 1:
+                    starts.append(min(times))
                 if packet.is_keyframe and packet.pts is not None:
-                    seek_ts = packet.pts if packet.dts is None else min(packet.pts, packet.dts)
-                    keys.append((packet.pts, seek_ts))
+                    keys.append((packet.pts, min(times)))
         except av.FFmpegError as e:
             self._container.close()
             raise VideoDecodeError(f"cannot open video {name}: {_short(e)}") from e
@@ -218,11 +222,16 @@ class _PyAVReader:
             self._container.close()
             raise VideoDecodeError(f"cannot open video {name}: no frames")
         self._num_frames = len(pts)
-        timed = None not in pts and len(set(pts)) == len(pts)
+        timed = (
+            None not in pts
+            and len(set(pts)) == len(pts)
+            and not set(self._container.format.name.split(",")) & _UNTIMED_FORMATS
+        )
         self._pts = np.sort(np.asarray(pts, np.int64)) if timed else None  # [F]
         keys.sort()
         self._key_pts = [k[0] for k in keys]
         self._key_seek = [k[1] for k in keys]
+        self._start = min(starts)  # At or before the first packet.
 
     def __len__(self) -> int:
         return self._num_frames
@@ -241,9 +250,9 @@ class _PyAVReader:
                 context.skip_frame = skip
             yield from packet.decode()
 
-    def _seek(self, target_pts: int, wanted: frozenset[int]):
-        k = bisect.bisect_right(self._key_pts, target_pts) - 1
-        timestamp = self._key_seek[k] if k >= 0 else int(self._pts[0])
+    def _seek(self, key: int, wanted: frozenset[int]):
+        """Decoded frames from keyframe ``key`` on (from the start of the file if < 0)."""
+        timestamp = self._key_seek[key] if key >= 0 else self._start
         self._container.seek(timestamp, stream=self._stream, backward=True, any_frame=False)
         return self._frames(wanted)
 
@@ -261,23 +270,25 @@ class _PyAVReader:
         wanted = frozenset(self._pts[indices].tolist())
         for index in indices.tolist():
             target = int(self._pts[index])
-            k = bisect.bisect_right(self._key_pts, target) - 1
-            key_pts = self._key_pts[k] if k >= 0 else None
+            key = bisect.bisect_right(self._key_pts, target) - 1
             # Decode on from where the last frame was when the target's keyframe is not
             # past it (same GOP); otherwise seek, which skips the frames in between.
-            if frames is None or last_pts >= target or (key_pts is not None and key_pts > last_pts):
-                frames = self._seek(target, wanted)
-            for frame in frames:
-                if frame.pts is None:
-                    continue
-                last_pts = frame.pts
-                if frame.pts >= target:
-                    break
+            if frames is None or last_pts >= target or (key >= 0 and self._key_pts[key] > last_pts):
+                frames = self._seek(key, wanted)
+                frame = _first_at_or_after(frames, target)
+                if frame is not None and frame.pts > target and key >= 0:
+                    # The demuxer landed past the keyframe (containers seek by their own
+                    # index): decode from the start of the file instead.
+                    frames = self._seek(-1, wanted)
+                    frame = _first_at_or_after(frames, target)
             else:
+                frame = _first_at_or_after(frames, target)
+            if frame is None:
                 raise VideoDecodeError(
                     f"cannot decode frames of video {self.name}: decoding ended before frame "
                     f"{index} of {self._num_frames}"
                 )
+            last_pts = frame.pts
             if frame.pts != target:
                 raise VideoDecodeError(
                     f"cannot decode frames of video {self.name}: the decoder skipped frame "
@@ -287,7 +298,7 @@ class _PyAVReader:
         return np.stack(out)  # [T, H, W, 3]
 
     def _read_in_output_order(self, indices: np.ndarray) -> np.ndarray:
-        self._container.seek(0, stream=self._stream, backward=True)
+        self._container.seek(self._start, stream=self._stream, backward=True)
         wanted, out = set(indices.tolist()), {}
         for position, frame in enumerate(self._frames()):
             if position in wanted:
@@ -301,6 +312,18 @@ class _PyAVReader:
                 f"{missing[0]} of {self._num_frames}"
             )
         return np.stack([out[i] for i in indices.tolist()])  # [T, H, W, 3]
+
+
+# Containers whose packet timestamps are not presentation times (FFmpeg format names).
+_UNTIMED_FORMATS = frozenset({"avi"})
+
+
+def _first_at_or_after(frames, target: int):
+    """The first decoded frame with a timestamp at or after ``target`` (None at the end)."""
+    for frame in frames:
+        if frame.pts is not None and frame.pts >= target:
+            return frame
+    return None
 
 
 BACKENDS = {"decord": _DecordReader, "pyav": _PyAVReader}

@@ -98,6 +98,19 @@ def test_train_batches_follow_the_recipe_exactly(data, randaug):
             np.testing.assert_array_equal(batch["video"][j], expected)
 
 
+def test_the_video_backend_setting_reaches_the_decoder(data):
+    # PyAV, in decoder processes: the same batches as decord in the loading thread (the
+    # two decode the test videos to the same pixels).
+    reference = _take(_train(data), 2)
+    iterator = _train(data, video_backend="pyav", decode_timeout_s=60)
+    try:
+        _assert_batches_equal(_take(iterator, 2), reference)
+    finally:
+        iterator.close()
+    with pytest.raises(ValueError, match="unknown video backend 'ffmpeg'"):
+        _train(data, video_backend="ffmpeg")
+
+
 def test_epochs_are_reshuffled_permutations_and_seeded(data):
     batches = _take(_train(data), 8)  # 4 epochs of 6 videos.
     order = np.concatenate([b["index"] for b in batches]).reshape(4, NUM_GOOD)
