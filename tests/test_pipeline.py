@@ -486,6 +486,7 @@ def test_no_process_outlives_a_pipeline_killed_with_sigkill(data):
         proc.stdout.close()
 
 
+@pytest.mark.slow  # Three pipelines with worker processes and JAX, in a subprocess.
 def test_a_careless_exit_leaks_no_shared_memory(data):
     # With 0, 1 and 2 workers: batches kept referenced (also zero-copy by JAX arrays, and
     # in a reference cycle), iterators never closed; the exit must still be clean. grain's
