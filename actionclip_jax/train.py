@@ -176,6 +176,8 @@ def train_data_kwargs(config, input_size: int) -> dict:
         worker_count=d.workers,
         read_threads=d.read_threads,
         strict=d.strict,
+        video_backend=d.video_backend,
+        decode_timeout_s=d.decode_timeout_s,
     )
 
 
@@ -300,10 +302,7 @@ def train_and_evaluate(config, workdir) -> dict:
             ckpt.close()  # waits for the last async save, which holds the iterator's state
             writer.close()
         finally:
-            # Frees the workers' shared memory (data_pipeline.pipeline's docstring).
-            train_iter.close()
-            batch = train_iter = None
-            pipeline.release_shared_memory()
+            train_iter.close()  # stops its worker and decoder processes at once
     return results
 
 

@@ -292,10 +292,8 @@ def measure_grain_train(data: str, root: str, workers: int, seconds: float) -> t
         next(iterator)
         startup = time.perf_counter() - t0
         rate, _ = _per_second(lambda: len(next(iterator)["label"]), seconds, min_items=3 * BATCH)
-    finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
+    finally:
         iterator.close()
-        iterator = None
-        pipeline.release_shared_memory()
     return rate, startup
 
 
@@ -336,8 +334,6 @@ def measure_grain_eval(data: str, root: str, workers: int, seconds: float) -> fl
         return count / (time.perf_counter() - t0)
     finally:
         iterator.close()
-        batch = iterator = None
-        pipeline.release_shared_memory()
 
 
 def measure_photometric() -> dict:

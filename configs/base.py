@@ -91,6 +91,10 @@ def get_config():
     config.data.num_clips = 1  # evaluation views: temporal clips ...
     config.data.num_crops = 1  # ... times spatial crops (1 or 3)
     config.data.strict = False  # fail on unreadable data instead of replacing it
+    config.data.video_backend = "decord"  # decord | pyav: the decoder of video files
+    # Seconds one video may take to decode: it decodes in a child process, killed past this
+    # limit, and the video counts as unreadable (docs/data_reliability.md). 0: no limit.
+    config.data.decode_timeout_s = 60.0
     # Evaluate like the original: drop the last partial batch (its 19,328 of 19,357 K400 videos).
     config.data.drop_last_eval = False
 

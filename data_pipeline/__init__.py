@@ -4,7 +4,9 @@ Modules (import the one you need; this package imports nothing by itself, so tha
 light modules do not pull in grain or TFDS):
 
 * ``sampling``: TSN frame indices for training and (multi-view) testing;
-* ``video``: decoding videos (decord) and JPEG frame folders;
+* ``video``: decoding videos (decord or PyAV) and JPEG frame folders;
+* ``processes``: decoding in a killable process under a time limit; worker processes that
+  exit with their parent (docs/data_reliability.md);
 * ``transforms``: host-side geometric augmentation and test-time resize / crops;
 * ``labels``: label CSVs (``id,name``) and the built-in label sets;
 * ``sources``: list files and TFDS shards as grain data sources, `load_clip`;

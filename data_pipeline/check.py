@@ -3,15 +3,19 @@ r"""Checks a list file and its data before a long training run.
 Usage::
 
     python -m data_pipeline.check --list=FILE --labels=CSV [--root=DIR] [--decode] \
-        [--json=OUT] [--num_frames=8 --workers=N --kind=video|frames]
+        [--backend=decord|pyav --decode_timeout_s=60] [--json=OUT] \
+        [--num_frames=8 --workers=N --kind=video|frames]
 
 Prints the number of entries and classes, entries per class (min / max, and classes with
-none), malformed lines, label ids out of range, missing files (a missing video, frame
-folder, or a frame folder with fewer ``img_*.jpg`` files than its list line says) and
-zero-byte videos. With ``--decode`` every video or frame folder is also opened and the
-frames a test clip samples (``--num_frames`` segment centres) are decoded, which finds
-truncated and corrupt files. Exits with status 1 when it found any problem (and when
-the list or label file itself cannot be read), 0 otherwise.
+none), malformed lines (including lines that are not UTF-8 text), label ids out of
+range, missing files (a missing video, frame folder, or a frame folder with fewer
+``img_*.jpg`` files than its list line says) and zero-byte videos. With ``--decode``
+every video or frame folder is also opened and the frames a test clip samples
+(``--num_frames`` segment centres) are decoded with ``--backend``, which finds truncated
+and corrupt files, and videos that take longer than ``--decode_timeout_s`` to decode
+(decoded in a child process that is killed then; 0: no limit). Exits with status 1 when
+it found any problem, when the list has no entries (training refuses it too), and when
+the list or label file itself cannot be read; 0 otherwise.
 
 ``--json`` writes ``{"entries", "classes", "missing", "unreadable", "bad_labels",
 "malformed"}`` (integers) plus ``entries_per_class``, ``empty_classes`` and the first
@@ -31,15 +35,16 @@ from absl import app, flags
 from etils import epath
 
 from data_pipeline import labels as labels_lib
-from data_pipeline import sampling
+from data_pipeline import processes, sampling
 from data_pipeline import sources as sources_lib
+from data_pipeline import video as video_lib
 
 _MAX_LISTED = 50  # Problems listed in the output (all are counted).
 
 
-def _probe(task: tuple[dict, bool, int]) -> tuple[str, str] | None:
+def _probe(task: tuple[dict, bool, int, processes.VideoDecoder]) -> tuple[str, str] | None:
     """Checks one record: None if fine, else ("missing" | "unreadable", message)."""
-    record, decode, num_frames = task
+    record, decode, num_frames, decoder = task
     path = record["path"]
     try:
         if record["kind"] == "video":
@@ -61,7 +66,9 @@ def _probe(task: tuple[dict, bool, int]) -> tuple[str, str] | None:
                         f"{record['num_frames']}"
                     )
         if decode:
-            sources_lib.load_clip(record, lambda f: sampling.test_indices(f, num_frames))
+            sources_lib.load_clip(
+                record, lambda f: sampling.test_indices(f, num_frames), decode_video=decoder
+            )
     except FileNotFoundError as e:
         return "missing", str(e)
     except (OSError, ValueError) as e:
@@ -78,6 +85,8 @@ def check(
     num_frames: int = 8,
     workers: int = 0,
     kind: str | None = None,
+    backend: video_lib.Backend = "decord",
+    decode_timeout_s: float = 60.0,
 ) -> dict:
     """Runs the checks; returns the report (see the module docstring).
 
@@ -85,6 +94,7 @@ def check(
       FileNotFoundError: The list or label file does not exist.
       LabelFileError: The label file is malformed.
     """
+    decoder = processes.VideoDecoder(backend, decode_timeout_s)
     class_names = labels_lib.read_labels(labels)
     problems: list[sources_lib.ListFileError] = []
     records, lines = sources_lib.parse_list_file(
@@ -97,7 +107,7 @@ def check(
         for p in problems
     ]
 
-    tasks = [(record, decode, num_frames) for record in records]
+    tasks = [(record, decode, num_frames, decoder) for record in records]
     if workers > 0 and len(tasks) > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             results = pool.map(_probe, tasks, chunksize=max(1, len(tasks) // (8 * workers)))
@@ -131,8 +141,10 @@ def check(
 
 
 def has_problems(report: dict) -> bool:
-    """True when the report should fail a job (empty classes alone do not)."""
-    return any(report[k] for k in ("missing", "unreadable", "bad_labels", "malformed"))
+    """True when the report should fail a job (empty classes alone do not; an empty list does)."""
+    return report["entries"] == 0 or any(
+        report[k] for k in ("missing", "unreadable", "bad_labels", "malformed")
+    )
 
 
 def format_report(report: dict, list_path: str) -> str:
@@ -151,6 +163,8 @@ def format_report(report: dict, list_path: str) -> str:
             else f"{report['unreadable']} (zero-byte only; add --decode to decode every entry)"
         ),
     ]
+    if report["entries"] == 0:
+        lines.append("no entries: the list is empty (one '<path> <label>' line per video)")
     if report["empty_classes"]:
         shown = report["empty_classes"][:10]
         lines.append(f"classes without entries: {len(report['empty_classes'])}, e.g. {shown}")
@@ -180,6 +194,15 @@ def _define_flags() -> None:
     flags.DEFINE_integer("num_frames", 8, "Frames per decoded test clip.")
     flags.DEFINE_integer("workers", os.cpu_count() or 1, "Worker processes (0: none).")
     flags.DEFINE_enum("kind", None, ["video", "frames"], "Force the kind of list entries.")
+    flags.DEFINE_enum(
+        "backend", "decord", sorted(video_lib.BACKENDS), "Video decoder for --decode."
+    )
+    flags.DEFINE_float(
+        "decode_timeout_s",
+        60.0,
+        "With --decode: seconds one video may take; it decodes in a child process that is "
+        "killed past this (0: in this process, no limit).",
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -197,6 +220,8 @@ def main(argv: Sequence[str]) -> int:
             num_frames=FLAGS.num_frames,
             workers=FLAGS.workers,
             kind=FLAGS.kind,
+            backend=FLAGS.backend,
+            decode_timeout_s=FLAGS.decode_timeout_s,
         )
     except (FileNotFoundError, labels_lib.LabelFileError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -42,6 +42,22 @@ class LabelFileError(ValueError):
     """A label file is missing a header, has a bad id or name; the message says where."""
 
 
+def not_utf8(data: bytes, error: UnicodeDecodeError, where: str) -> str:
+    """Says where a text file stops being UTF-8: ``<where>:<line>: ...`` and what to do.
+
+    Args:
+      data: The file's bytes.
+      error: What ``data.decode("utf-8")`` raised.
+      where: The file's name.
+    """
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    return (
+        f"{where}:{line}: not UTF-8 text (byte {data[error.start]:#04x} at column {column}); "
+        f"save the file as UTF-8"
+    )
+
+
 def builtin_labels_dir() -> epath.Path:
     """The folder of the shipped label CSVs, found without importing ``actionclip_jax``."""
     spec = importlib.util.find_spec("actionclip_jax")
@@ -87,14 +103,18 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     Raises:
       FileNotFoundError: The file does not exist.
       LabelFileError: The header is not ``id,name``, a row's id is not its 0-based row
-        index, a name is empty or repeated, or the file has no classes. The message is
-        ``<file>:<line>: <what is wrong>``.
+        index, a name is empty or repeated, the file has no classes or is not UTF-8
+        text. The message is ``<file>:<line>: <what is wrong>``.
     """
     file = resolve_label_file(path)
     try:
-        text = file.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from Excel.
+        data = file.read_bytes()
     except FileNotFoundError as e:
         raise FileNotFoundError(f"label file not found: {file}") from e
+    try:
+        text = data.decode("utf-8-sig")  # -sig: tolerate a BOM from Excel.
+    except UnicodeDecodeError as e:
+        raise LabelFileError(not_utf8(data, e, str(file))) from None
     rows = csv.reader(io.StringIO(text))
     names: list[str] = []
     seen: dict[str, int] = {}

@@ -20,6 +20,11 @@ The split is stratified: in every class (its files sorted by name, then shuffled
 generator seeded by ``(seed, class id)``), ``n * val_fraction`` videos (rounded half up) go to
 validation, but never all of a class's videos. Same tree and seed, same files. Existing
 outputs are not overwritten without ``--overwrite``.
+
+Names that list files cannot hold (with whitespace, or not valid UTF-8) are reported, all
+of them, before anything is written. The outputs are written to temporary files first and
+renamed into place together, so a failure leaves the previous outputs (or none), never
+a partial set.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,8 +45,8 @@ OUTPUT_FILES = ("labels.csv", "train.txt", "val.txt")
 
 
 def _class_entries(class_dir: epath.Path, image_tmpl: str) -> tuple[list[tuple], list[str]]:
-    """((name, num_frames or None) per video or frame folder, names with spaces)."""
-    entries, with_spaces = [], []
+    """((name, num_frames or None) per video or frame folder, paths that lists cannot hold)."""
+    entries, unfit = [], []
     for child in sorted(class_dir.iterdir(), key=lambda p: p.name):
         if child.name.startswith("."):
             continue
@@ -54,10 +60,38 @@ def _class_entries(class_dir: epath.Path, image_tmpl: str) -> tuple[list[tuple],
             entry = (child.name, None)
         else:
             continue
-        if any(c.isspace() for c in child.name):
-            with_spaces.append(os.fspath(child))
+        if any(c.isspace() for c in child.name) or not _is_utf8(child.name):
+            unfit.append(os.fspath(child))
         entries.append(entry)
-    return entries, with_spaces
+    return entries, unfit
+
+
+def _is_utf8(name: str) -> bool:
+    # Python keeps the bytes of a file name that is not UTF-8 as lone surrogates, which a
+    # UTF-8 text file cannot hold.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: str) -> str:
+    return repr(os.fsencode(path)) if not _is_utf8(path) else repr(path)
+
+
+def _write_together(texts: dict[epath.Path, str]) -> None:
+    """Writes each file under a temporary name, then renames all into place."""
+    temporary = {path: path.parent / f".{path.name}.tmp-{os.getpid()}" for path in texts}
+    try:
+        for path, text in texts.items():
+            temporary[path].write_text(text, encoding="utf-8")
+        for path in texts:
+            temporary[path].replace(path)
+    finally:
+        for tmp in temporary.values():
+            if tmp.exists():
+                tmp.unlink()
 
 
 def make_lists(
@@ -88,8 +122,8 @@ def make_lists(
     Raises:
       FileNotFoundError: ``root`` does not exist.
       FileExistsError: An output exists and ``overwrite`` is False.
-      ValueError: No class folders, a bad ``val_fraction``, or file names with spaces
-        (the list format cannot hold them).
+      ValueError: No class folders, a bad ``val_fraction``, or names with whitespace or
+        that are not UTF-8 (the list format cannot hold them); nothing is written then.
     """
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -106,11 +140,15 @@ def make_lists(
     )
     if not classes:
         raise ValueError(f"no class folders in {root_path} (expected root/<class>/<video>)")
-    bad_names = [c for c in classes if any(ch.isspace() for ch in c)]
-    train_lines, val_lines, with_spaces, empty = [], [], [], []
+    unfit = [
+        os.fspath(root_path / c)
+        for c in classes
+        if any(ch.isspace() for ch in c) or not _is_utf8(c)
+    ]
+    train_lines, val_lines, empty = [], [], []
     for label, class_name in enumerate(classes):
-        entries, spaced = _class_entries(root_path / class_name, image_tmpl)
-        with_spaces += spaced
+        entries, unfit_entries = _class_entries(root_path / class_name, image_tmpl)
+        unfit += unfit_entries
         if not entries:
             empty.append(class_name)
             continue
@@ -121,11 +159,12 @@ def make_lists(
             rel = f"{class_name}/{name}"
             line = f"{rel} {label}" if num_frames is None else f"{rel} {num_frames} {label}"
             (val_lines if k in val_set else train_lines).append(line + "\n")
-    if bad_names or with_spaces:
-        shown = (bad_names + with_spaces)[:10]
+    if unfit:
+        shown = ", ".join(_shown(p) for p in unfit[:10])
         raise ValueError(
-            f"{len(bad_names) + len(with_spaces)} class folders or videos have whitespace in "
-            f"their names, which list files cannot hold; rename them, e.g. {shown}"
+            f"{len(unfit)} class folders or videos have names with whitespace or that are not "
+            f"UTF-8, which list files cannot hold; rename them (nothing was written), e.g. "
+            f"{shown}"
         )
     for class_name in empty:
         logging.warning("class %r has no videos; it keeps its label id", class_name)
@@ -138,11 +177,11 @@ def make_lists(
     writer.writerow(["id", "name"])
     writer.writerows(enumerate(names))
     out_path.mkdir(parents=True, exist_ok=True)
-    targets["labels.csv"].write_text(csv_text.getvalue())
-    targets["train.txt"].write_text("".join(train_lines))
+    texts = {targets["labels.csv"]: csv_text.getvalue(), targets["train.txt"]: "".join(train_lines)}
     if val_fraction > 0:
-        targets["val.txt"].write_text("".join(val_lines))
-    elif targets["val.txt"].exists():
+        texts[targets["val.txt"]] = "".join(val_lines)
+    _write_together(texts)
+    if val_fraction <= 0 and targets["val.txt"].exists():
         targets["val.txt"].unlink()  # Only reachable with overwrite: a stale split.
     return {
         "classes": len(classes),
@@ -172,20 +211,24 @@ def _define_flags() -> None:
     )
 
 
-def main(argv: Sequence[str]) -> None:
+def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     for name in ("root", "output"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--{name} is required")
-    summary = make_lists(
-        FLAGS.root,
-        FLAGS.output,
-        val_fraction=FLAGS.val_fraction,
-        seed=FLAGS.seed,
-        overwrite=FLAGS.overwrite,
-        underscores_to_spaces=FLAGS.underscores_to_spaces,
-    )
+    try:
+        summary = make_lists(
+            FLAGS.root,
+            FLAGS.output,
+            val_fraction=FLAGS.val_fraction,
+            seed=FLAGS.seed,
+            overwrite=FLAGS.overwrite,
+            underscores_to_spaces=FLAGS.underscores_to_spaces,
+        )
+    except (OSError, ValueError) as e:  # Bad input: say what, in one line.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(
         f"{summary['classes']} classes, {summary['train']} train and {summary['val']} val "
         f"entries; wrote {', '.join(summary['files'].values())}"
@@ -196,6 +239,7 @@ def main(argv: Sequence[str]) -> None:
         f"next: python -m data_pipeline.check --list={summary['files']['train.txt']} "
         f"--labels={summary['files']['labels.csv']} --root={FLAGS.root} --decode"
     )
+    return 0
 
 
 if __name__ == "__main__":

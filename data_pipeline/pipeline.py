@@ -35,36 +35,48 @@ Batches are per-process (local) numpy dicts::
     mask   bool  [b]   True for rows that count (eval padding and unreadable videos: False)
     bad    int32 [b]   1 where the requested video was unreadable and replaced
 
-Worker processes hand batches over in shared memory, freed when the arrays are garbage
-collected; a finished grain (0.2.18) iterator keeps each worker's last batch alive in a
-reference cycle. So callers ``close()`` an iterator, drop their references to it and to its
-batches, and call `release_shared_memory`; otherwise that memory stays until exit, where
-Python's resource tracker warns of "leaked shared_memory objects".
+* Worker processes: batches come over a pipe, as ordinary numpy arrays that the caller
+  owns, not in grain's shared memory. grain (0.2.18) makes the receiving process unlink
+  each shared-memory batch when the array is garbage collected, on a background thread
+  whose pending work Python's exit handlers discard; and batches outlive the iterator in
+  places the caller does not control (an exhausted worker's last batch stays referenced
+  from its StopIteration's traceback, a zero-copy ``jax.Array`` keeps its host buffer).
+  Whatever was not unlinked by exit was reported by Python's resource tracker as "leaked
+  shared_memory objects", at random. A pipe costs copies (measured in
+  docs/data_reliability.md) and leaves nothing to free: ``close()`` an iterator to stop
+  its workers at once (grain also does it at garbage collection and exit). Workers exit
+  within a second when their parent process dies, even by kill -9
+  (`processes.grain_worker_init`).
+* Video decoding: with ``decode_timeout_s > 0`` each thread that decodes video files does
+  it in a child process, killed when one sample takes longer (`processes.VideoDecoder`);
+  the sample counts as unreadable. ``video_backend`` picks decord or PyAV.
 
 Photometric augmentation and normalisation are not done here: they run on the device
 (``actionclip_jax.augment``) so that uint8 crosses to the device. `to_global` turns local
 batches into global ``jax.Array`` s.
 
 Unreadable data (missing, zero-byte, truncated, undecodable videos, frame folders or
-frames): the sample is replaced by the next readable one in source order (index + 1,
-+ 2, ... modulo N, at most ``max_replacements`` tries), the path is logged once per
-process with ``absl.logging``, and the row has ``bad = 1``. With ``strict=True`` the
-first unreadable sample raises `BadSampleError` instead.
+frames; a video that takes longer than the time limit, or for which the decoder returns
+other frames than asked for): the sample is replaced by the next readable one in source
+order (index + 1, + 2, ... modulo N, at most ``max_replacements`` tries), the path is
+logged once per process with ``absl.logging``, and the row has ``bad = 1``. With
+``strict=True`` the first unreadable sample raises `BadSampleError` instead.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grain
 import numpy as np
 from absl import logging
 
-from data_pipeline import sampling, transforms
+from data_pipeline import processes, sampling, transforms
 from data_pipeline import sources as sources_lib
+from data_pipeline import video as video_lib
 
 Batch = dict[str, np.ndarray]
 
@@ -83,7 +95,8 @@ class BadSampleError(RuntimeError):
 class _ClipLoader:
     """Decodes source samples, replacing unreadable ones deterministically.
 
-    Pickled into each grain worker process; each keeps its own memory of bad indices.
+    Pickled into each grain worker process; each keeps its own memory of bad indices
+    (and starts its own decoder processes).
     """
 
     def __init__(
@@ -94,12 +107,14 @@ class _ClipLoader:
         max_replacements: int,
         image_tmpl: str,
         index_bias: int,
+        decoder: processes.VideoDecoder,
     ):
         self.source = source
         self.strict = strict
         self.max_replacements = max_replacements
         self.image_tmpl = image_tmpl
         self.index_bias = index_bias
+        self.decoder = decoder
         self._known_bad: set[int] = set()
 
     def __getstate__(self):
@@ -125,7 +140,11 @@ class _ClipLoader:
 
             def load(indices_fn, record=record):
                 return sources_lib.load_clip(
-                    record, indices_fn, image_tmpl=self.image_tmpl, index_bias=self.index_bias
+                    record,
+                    indices_fn,
+                    image_tmpl=self.image_tmpl,
+                    index_bias=self.index_bias,
+                    decode_video=self.decoder,
                 )
 
             try:
@@ -286,26 +305,60 @@ def _process_layout(process_index: int | None, process_count: int | None) -> tup
     return process_index, process_count
 
 
-def _finish(
-    ds: grain.MapDataset,
-    batch_size: int,
+# grain copies arrays of at least this many bytes into shared memory; none are (see the
+# module docstring).
+_NO_SHARED_MEMORY = sys.maxsize
+
+
+def _build(
+    data: Any,
+    examples: Callable[[Any, _ClipLoader, int, int], grain.MapDataset],
     *,
+    batch_size: int,
     whole_batches: bool,
+    process_index: int | None,
+    process_count: int | None,
     worker_count: int,
     worker_buffer_size: int,
     read_threads: int,
+    strict: bool,
+    max_replacements: int,
+    root: str | os.PathLike | None,
+    labels: Any,
+    kind: str | None,
+    split: str | None,
+    tfds_data_dir: str | os.PathLike | None,
+    image_tmpl: str,
+    index_bias: int,
+    video_backend: video_lib.Backend,
+    decode_timeout_s: float,
 ) -> grain.IterDataset:
-    """Batches ``ds`` and spreads the work over ``worker_count`` processes.
+    """What `train_dataset` and `eval_dataset` share: the source, the loader, batching and
+    the spread over processes and workers.
 
-    ``mp_prefetch`` gives worker w every W-th element of the iterable it slices.
-    ``whole_batches=False`` (training, an endless stream): the elements are samples, each
-    worker batches its own, with the remainder dropped, so batches are full and their
-    composition depends on W. ``whole_batches=True`` (evaluation, a finite list padded to
-    whole batches): batches are formed first and handed out whole, so every batch is full
-    and the same for any W; batching each worker's samples there would leave ragged
-    batches (e.g. 4 + 4 of 8 padded slots with two workers) that cannot be split evenly
-    over the devices.
+    ``examples(source, loader, process_index, process_count)`` gives the map dataset of
+    this process's examples. ``mp_prefetch`` gives worker w every W-th element of the
+    iterable it slices. ``whole_batches=False`` (training, an endless stream): the
+    elements are samples, each worker batches its own, with the remainder dropped, so
+    batches are full and their composition depends on W. ``whole_batches=True``
+    (evaluation, a finite list padded to whole batches): batches are formed first and
+    handed out whole, so every batch is full and the same for any W; batching each
+    worker's samples there would leave ragged batches (e.g. 4 + 4 of 8 padded slots with
+    two workers) that cannot be split evenly over the devices.
     """
+    process_index, process_count = _process_layout(process_index, process_count)
+    source = sources_lib.open_source(
+        data, split=split, root=root, labels=labels, kind=kind, tfds_data_dir=tfds_data_dir
+    )
+    loader = _ClipLoader(
+        source,
+        strict=strict,
+        max_replacements=max_replacements,
+        image_tmpl=image_tmpl,
+        index_bias=index_bias,
+        decoder=processes.VideoDecoder(video_backend, decode_timeout_s),
+    )
+    ds = examples(source, loader, process_index, process_count)
     # grain's default read-ahead is 500 elements, i.e. gigabytes of decoded clips. Enough
     # look-ahead for every read thread to have work: one batch of samples, or one whole
     # batch per thread.
@@ -319,10 +372,16 @@ def _finish(
     if not whole_batches:
         it = it.batch(batch_size, drop_remainder=True)
     if worker_count > 0:
+        # Also keeps the batching step from writing into shared memory: grain does that
+        # only for a batch handed straight to mp_prefetch.
+        it = grain.experimental.WithOptionsIterDataset(
+            it, grain.experimental.DatasetOptions(min_shm_size=_NO_SHARED_MEMORY)
+        )
         it = it.mp_prefetch(
             grain.MultiprocessingOptions(
                 num_workers=worker_count, per_worker_buffer_size=worker_buffer_size
-            )
+            ),
+            worker_init_fn=processes.grain_worker_init,
         )
     return it
 
@@ -352,6 +411,8 @@ def train_dataset(
     tfds_data_dir: str | os.PathLike | None = None,
     image_tmpl: str = "img_{:05d}.jpg",
     index_bias: int = 1,
+    video_backend: video_lib.Backend = "decord",
+    decode_timeout_s: float = 0.0,
     start_position: int = 0,
 ) -> grain.IterDataset:
     """The infinite training dataset of local batches (see the module docstring).
@@ -382,6 +443,11 @@ def train_dataset(
       tfds_data_dir: ``data_dir`` for ``"tfds:<name>"``.
       image_tmpl: Frame file-name template.
       index_bias: Number of the first frame file.
+      video_backend: Decoder of video files: ``"decord"``, ``"pyav"`` or an opener
+        (`video.Backend`).
+      decode_timeout_s: Seconds one video sample may take to decode, in a decoder
+        process that is killed when it takes longer (the sample is then unreadable);
+        0 decodes in the loading thread, without limit.
       start_position: Position in the global stream to start at (a multiple of the global
         batch): restarting an epoch after the process or worker count changed, when a
         saved iterator state no longer applies. Samples depend only on their position,
@@ -391,44 +457,51 @@ def train_dataset(
       A grain ``IterDataset`` of batches ``video uint8 [b, T, S, S, 3]``, ``label int32
       [b]``, ``index int64 [b]``, ``mask bool [b]`` (all True), ``bad int32 [b]``.
     """
-    process_index, process_count = _process_layout(process_index, process_count)
-    source = sources_lib.open_source(
-        data, split=split, root=root, labels=labels, kind=kind, tfds_data_dir=tfds_data_dir
-    )
-    loader = _ClipLoader(
-        source,
-        strict=strict,
-        max_replacements=max_replacements,
-        image_tmpl=image_tmpl,
-        index_bias=index_bias,
-    )
-    ds = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat(None)
-    ds = ds.map_with_index(_with_position)
-    ds = ds[start_position:][process_index::process_count]
-    ds = ds.map(
-        _TrainExample(
-            loader,
-            seed=seed,
-            num_frames=num_frames,
-            input_size=input_size,
-            flip=flip,
-            scales=scales,
-            randaug_n=randaug_n,
-            randaug_m=randaug_m,
-        )
-    )
-    return _finish(
-        ds,
-        batch_size,
+    example = {
+        "seed": seed,
+        "num_frames": num_frames,
+        "input_size": input_size,
+        "flip": flip,
+        "scales": scales,
+        "randaug_n": randaug_n,
+        "randaug_m": randaug_m,
+    }
+
+    def examples(source, loader, process_index, process_count):
+        ds = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat(None)
+        ds = ds.map_with_index(_with_position)
+        ds = ds[start_position:][process_index::process_count]
+        return ds.map(_TrainExample(loader, **example))
+
+    return _build(
+        data,
+        examples,
+        batch_size=batch_size,
         whole_batches=False,
+        process_index=process_index,
+        process_count=process_count,
         worker_count=worker_count,
         worker_buffer_size=worker_buffer_size,
         read_threads=read_threads,
+        strict=strict,
+        max_replacements=max_replacements,
+        root=root,
+        labels=labels,
+        kind=kind,
+        split=split,
+        tfds_data_dir=tfds_data_dir,
+        image_tmpl=image_tmpl,
+        index_bias=index_bias,
+        video_backend=video_backend,
+        decode_timeout_s=decode_timeout_s,
     )
 
 
 def make_train_iterator(data: Any, **kwargs) -> grain.DatasetIterator:
-    """``iter(train_dataset(data, **kwargs))``: has ``get_state`` / ``set_state``."""
+    """``iter(train_dataset(data, **kwargs))``: has ``get_state`` / ``set_state``.
+
+    ``close()`` it when done: that stops its worker and decoder processes at once.
+    """
     return iter(train_dataset(data, **kwargs))
 
 
@@ -461,6 +534,8 @@ def eval_dataset(
     tfds_data_dir: str | os.PathLike | None = None,
     image_tmpl: str = "img_{:05d}.jpg",
     index_bias: int = 1,
+    video_backend: video_lib.Backend = "decord",
+    decode_timeout_s: float = 0.0,
 ) -> grain.IterDataset:
     """One pass over the evaluation data, every video once (see the module docstring).
 
@@ -494,6 +569,8 @@ def eval_dataset(
       tfds_data_dir: ``data_dir`` for ``"tfds:<name>"``.
       image_tmpl: Frame file-name template.
       index_bias: Number of the first frame file.
+      video_backend: See `train_dataset`.
+      decode_timeout_s: See `train_dataset`.
 
     Returns:
       A finite grain ``IterDataset`` of `eval_num_batches` batches: ``video uint8 [b, V,
@@ -502,61 +579,53 @@ def eval_dataset(
     """
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-    process_index, process_count = _process_layout(process_index, process_count)
-    source = sources_lib.open_source(
-        data, split=split, root=root, labels=labels, kind=kind, tfds_data_dir=tfds_data_dir
-    )
-    loader = _ClipLoader(
-        source,
-        strict=strict,
-        max_replacements=max_replacements,
-        image_tmpl=image_tmpl,
-        index_bias=index_bias,
-    )
-    num_slots = eval_num_batches(len(source), batch_size, process_count) * batch_size
-    ds = grain.MapDataset.range(num_slots).map(
-        _EvalExample(
-            loader,
-            num_videos=len(source),
-            process_index=process_index,
-            process_count=process_count,
-            num_frames=num_frames,
-            num_clips=num_clips,
-            num_crops=num_crops,
-            input_size=input_size,
-            scale_size=input_size * 256 // 224 if scale_size is None else scale_size,
+    example = {
+        "num_frames": num_frames,
+        "num_clips": num_clips,
+        "num_crops": num_crops,
+        "input_size": input_size,
+        "scale_size": input_size * 256 // 224 if scale_size is None else scale_size,
+    }
+
+    def examples(source, loader, process_index, process_count):
+        num_slots = eval_num_batches(len(source), batch_size, process_count) * batch_size
+        return grain.MapDataset.range(num_slots).map(
+            _EvalExample(
+                loader,
+                num_videos=len(source),
+                process_index=process_index,
+                process_count=process_count,
+                **example,
+            )
         )
-    )
-    return _finish(
-        ds,
-        batch_size,
+
+    return _build(
+        data,
+        examples,
+        batch_size=batch_size,
         whole_batches=True,
+        process_index=process_index,
+        process_count=process_count,
         worker_count=worker_count,
         worker_buffer_size=worker_buffer_size,
         read_threads=read_threads,
+        strict=strict,
+        max_replacements=max_replacements,
+        root=root,
+        labels=labels,
+        kind=kind,
+        split=split,
+        tfds_data_dir=tfds_data_dir,
+        image_tmpl=image_tmpl,
+        index_bias=index_bias,
+        video_backend=video_backend,
+        decode_timeout_s=decode_timeout_s,
     )
 
 
 def make_eval_iterator(data: Any, **kwargs) -> grain.DatasetIterator:
-    """``iter(eval_dataset(data, **kwargs))``."""
+    """``iter(eval_dataset(data, **kwargs))``; ``close()`` it when done (see above)."""
     return iter(eval_dataset(data, **kwargs))
-
-
-def release_shared_memory() -> None:
-    """Frees the shared memory of batches no longer referenced, and waits until it is freed.
-
-    `gc.collect` finds batches held only by garbage cycles (a closed iterator's last
-    batches); grain then unlinks their shared memory on a background thread, which a process
-    about to exit may never let run, so this waits for it.
-    """
-    gc.collect()
-    # grain 0.2.18 (pinned) queues the unlinking on a single-thread pool (private API,
-    # hence the guard): a no-op task returns once every earlier one has run.
-    from grain._src.python.ipc import shared_memory_array  # pylint: disable=import-outside-toplevel
-
-    pool = getattr(shared_memory_array.SharedMemoryArray, "_del_thread_pool", None)
-    if pool is not None:
-        pool.apply(int)
 
 
 def to_global(batch: Batch, mesh, spec=None):

@@ -18,10 +18,10 @@ in the original):
 
 * ``<frame_dir> <num_frames> <label>``: ActionCLIP / TSN / mmaction2 raw-frame lists over
   folders of ``img_00001.jpg``, ``img_00002.jpg``, ... (1-based);
-* ``<video_path> <label>``: videos, decoded with decord;
+* ``<video_path> <label>``: videos, decoded with decord or PyAV (`video.BACKENDS`);
 * ``<video_path> <num_frames> <label>``: the three-column form naming a video file (a
   path with a video extension, see `VIDEO_EXTENSIONS`). The frame count in the list is
-  kept but not trusted: decoding uses the count decord reports for the file.
+  kept but not trusted: decoding uses the count the decoder reports for the file.
 
 Relative paths are joined to ``root`` when one is given, otherwise they are relative to
 the working directory, as in the original. Paths go through ``etils.epath``, so lists,
@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
-from decord._ffi.base import DECORDError
 from etils import epath
 
 from data_pipeline import labels as labels_lib
@@ -52,10 +51,6 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp"}
 )
 KINDS = ("frames", "video")
-
-# What decord raises mid-decode (see data_pipeline.video); the slow, careful retry path
-# in `video.read_video_frames` takes over then.
-_DECORD_ERRORS = (DECORDError, RuntimeError, AssertionError)
 
 
 class ListFileError(ValueError):
@@ -122,21 +117,24 @@ def parse_list_file(
       FileNotFoundError: The list file does not exist.
       ListFileError: A line does not have 2 or 3 fields, a number does not parse, a frame
         count is below 1, a label is negative or ``>= num_classes`` (`LabelRangeError`),
-        or the file has no entries. The message is ``<file>:<line>: <what is wrong>``.
+        a line is not UTF-8 text, or the file has no entries. The message is
+        ``<file>:<line>: <what is wrong>``.
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
     file = epath.Path(list_path)
     try:
-        text = file.read_text()
+        data = file.read_bytes()
     except FileNotFoundError as e:
         raise FileNotFoundError(f"list file not found: {file}") from e
     records: list[Record] = []
     line_numbers: list[int] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.split():
-            continue
+    for line_number, line in enumerate(_text_lines(data, str(file)), start=1):
         try:
+            if isinstance(line, ListFileError):
+                raise line
+            if not line.split():
+                continue
             record = _parse_line(line, f"{file}:{line_number}", line_number, num_classes, kind)
         except ListFileError as e:
             if problems is None:
@@ -149,6 +147,26 @@ def parse_list_file(
     if not records and problems is None:
         raise ListFileError(f"{file}: no entries")
     return records, line_numbers
+
+
+def _text_lines(data: bytes, where: str) -> list[str | ListFileError]:
+    """The lines of a UTF-8 text file; each line that does not decode is a `ListFileError`."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        pass
+    lines: list[str | ListFileError] = []
+    offset = 0  # Of the line in the file: `not_utf8` counts lines and columns from it.
+    for line_number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            error = UnicodeDecodeError(e.encoding, data, offset + e.start, offset + e.end, e.reason)
+            lines.append(ListFileError(labels_lib.not_utf8(data, error, where), line_number))
+        offset += len(raw) + 1
+    if lines and lines[-1] == "":
+        lines.pop()  # The final newline ends the last line; it does not start one.
+    return lines
 
 
 def _parse_line(
@@ -630,26 +648,13 @@ def decode_encoded_frames(encoded: Sequence[bytes], indices: np.ndarray, name: s
     )
 
 
-def _load_video(path: str, indices_fn: IndicesFn) -> np.ndarray:
-    # One reader serves both the frame count and the decode: opening costs as much as
-    # decoding a few frames. Only on a decode failure does the careful (slower) reader
-    # of data_pipeline.video take over, with its retries and tail fallback.
-    reader = video_lib.open_video(path)
-    indices = np.asarray(indices_fn(len(reader)), np.int64)
-    unique, inverse = np.unique(indices, return_inverse=True)  # Decode forward, each once.
-    try:
-        return reader.get_batch(unique).asnumpy()[inverse]  # [T, H, W, 3]
-    except _DECORD_ERRORS:
-        del reader
-        return video_lib.read_video_frames(path, indices)
-
-
 def load_clip(
     record: Record,
     indices_fn: IndicesFn,
     *,
     image_tmpl: str = "img_{:05d}.jpg",
     index_bias: int = 1,
+    decode_video: Callable[[str, IndicesFn], np.ndarray] = video_lib.read_clip,
 ) -> np.ndarray:
     """Decodes the frames of one record that ``indices_fn`` selects.
 
@@ -659,17 +664,22 @@ def load_clip(
         (e.g. ``lambda f: sampling.train_indices(f, 8, rng)``); called exactly once.
       image_tmpl: File-name template of frame folders.
       index_bias: Number of the first frame file (1: ``img_00001.jpg`` is frame 0).
+      decode_video: Decodes a video file: ``(path, indices_fn) -> [T, H, W, 3]``;
+        `video.read_clip` (decord, in this process) by default, a
+        `processes.VideoDecoder` for another backend or a time limit. Frame folders and
+        TFDS examples are JPEGs, decoded here.
 
     Returns:
       ``[len(indices), H, W, 3]`` uint8 RGB frames, in the order of the indices.
 
     Raises:
       FileNotFoundError: The video, frame folder or a frame file is missing.
-      VideoDecodeError: Something is there but does not decode.
+      VideoDecodeError: Something is there but does not decode, or the decoder returned
+        other frames than asked for.
     """
     kind = record["kind"]
     if kind == "video":
-        return _load_video(record["path"], indices_fn)
+        return decode_video(record["path"], indices_fn)
     if kind == "frames":
         num_frames = record["num_frames"]
         if num_frames is None:

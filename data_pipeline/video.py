@@ -1,7 +1,12 @@
-"""Reading frames: from encoded video files (decord) and from JPEG frame folders.
+"""Reading frames: from encoded video files (decord or PyAV) and from JPEG frame folders.
 
 Both readers take 0-based frame indices (as produced by ``data_pipeline.sampling``) and
-return ``[T, H, W, 3]`` uint8 RGB arrays. JPEG images are decoded by simplejpeg
+return ``[T, H, W, 3]`` uint8 RGB arrays. Video files are decoded by one of `BACKENDS`:
+``"decord"`` (the default, as the original) or ``"pyav"`` (FFmpeg through PyAV, for files
+that decord mis-decodes or hangs on: see docs/data_reliability.md). Both number frames
+in presentation order and give the same pixels on ordinary files. A decoder's output is
+checked: fewer frames, or frames of another shape or type, than asked for is a
+`VideoDecodeError`. JPEG images are decoded by simplejpeg
 (libjpeg-turbo, the library PIL uses, with the same settings: the same pixels) straight
 into the output array; other images, and JPEGs it refuses, by PIL (`decode_rgb`).
 
@@ -15,12 +20,14 @@ Errors are split by what the caller can do about them:
 
 from __future__ import annotations
 
+import bisect
 import io
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
+import av
 import decord
 import numpy as np
 import simplejpeg
@@ -114,7 +121,7 @@ def _open_failure(error: BaseException) -> str:
 
 
 def open_video(source: VideoSource) -> decord.VideoReader:
-    """Opens a video for decoding.
+    """Opens a video for decoding with decord.
 
     Args:
       source: A local path (``str``, ``os.PathLike``, local ``epath.Path``), a remote URL
@@ -131,13 +138,304 @@ def open_video(source: VideoSource) -> decord.VideoReader:
     return _reader(*_resolve(source))
 
 
-def video_num_frames(source: VideoSource) -> int:
-    """Number of frames decord reports for a video (see `open_video` for ``source``)."""
-    return len(open_video(source))
+class FrameReader(Protocol):
+    """An open video, as every backend gives it.
+
+    ``len(reader)`` is the number of frames the backend reports; ``reader.read(indices)``
+    decodes the frames at ``indices`` (1-D int64, ascending, unique, in range) into
+    ``[len(indices), H, W, 3]`` uint8 RGB and raises `VideoDecodeError` when it cannot.
+    """
+
+    def __len__(self) -> int: ...
+
+    def read(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+# A backend: one of `BACKENDS`, or a picklable callable ``(local path or bytes, display
+# name) -> FrameReader`` for another decoder (it crosses into worker processes).
+Backend = str | Callable[[str | bytes, str], FrameReader]
+
+
+class _DecordReader:
+    """decord's ``VideoReader``: the frame count is what the container's header says."""
+
+    def __init__(self, resolved: str | bytes, name: str):
+        self.name = name
+        self._reader = _reader(resolved, name)
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        try:
+            return self._reader.get_batch(indices).asnumpy()  # [T, H, W, 3]
+        except _DECORD_ERRORS as e:
+            raise VideoDecodeError(f"cannot decode frames of video {self.name}: {_short(e)}") from e
+
+
+class _PyAVReader:
+    """FFmpeg through PyAV, numbering frames as decord does (presentation order).
+
+    Opening demuxes every packet of the video stream once (no decoding; decord also
+    scans the packets to index its keyframes): the frame count is the number of
+    packets actually in the file, never a header's claim, and frame ``i`` is the one
+    with the ``i``-th smallest presentation timestamp. Reading seeks to the keyframe at
+    or before a frame and decodes forward to it. Files whose packets carry no
+    presentation timestamps (AVI stores none: FFmpeg invents them from the decoding
+    order, wrong for B-frames) are decoded from the start and numbered in output order.
+    """
+
+    def __init__(self, resolved: str | bytes, name: str):
+        self.name = name
+        self._resolved = resolved
+        try:
+            self._container = av.open(
+                io.BytesIO(resolved) if isinstance(resolved, bytes) else resolved
+            )
+        except av.FFmpegError as e:
+            raise VideoDecodeError(
+                f"cannot open video {name}: not a readable video container: truncated, "
+                f"corrupt or not a video ({_short(e)})"
+            ) from e
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoDecodeError(f"cannot open video {name}: no video stream")
+        self._stream = self._container.streams.video[0]
+        # One decoding thread, as for decord: parallelism comes from the data loader.
+        self._stream.codec_context.thread_count = 1
+        pts, keys = [], []  # per packet; keys: (pts, seek timestamp) of keyframes
+        starts = [0]  # Timestamps to seek to for the start of the file.
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:  # The flushing packet at the end.
+                    continue
+                pts.append(packet.pts)
+                times = [t for t in (packet.pts, packet.dts) if t is not None]
+                if times and len(starts) == 1:
+                    starts.append(min(times))
+                if packet.is_keyframe and packet.pts is not None:
+                    keys.append((packet.pts, min(times)))
+        except av.FFmpegError as e:
+            self._container.close()
+            raise VideoDecodeError(f"cannot open video {name}: {_short(e)}") from e
+        if not pts:
+            self._container.close()
+            raise VideoDecodeError(f"cannot open video {name}: no frames")
+        self._num_frames = len(pts)
+        timed = (
+            None not in pts
+            and len(set(pts)) == len(pts)
+            and not set(self._container.format.name.split(",")) & _UNTIMED_FORMATS
+        )
+        self._pts = np.sort(np.asarray(pts, np.int64)) if timed else None  # [F]
+        keys.sort()
+        self._key_pts = [k[0] for k in keys]
+        self._key_seek = [k[1] for k in keys]
+        self._start = min(starts)  # At or before the first packet.
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    def _frames(self, wanted: frozenset[int] | None = None):
+        """Decoded frames from the current position of the demuxer on (then a flush).
+
+        With ``wanted`` (presentation timestamps), frames that no other frame refers to
+        are not decoded unless wanted: skipping them on the way to a target is what
+        makes seeking as cheap as decord's.
+        """
+        context = self._stream.codec_context
+        for packet in self._container.demux(self._stream):
+            skip = "DEFAULT" if wanted is None or packet.pts in wanted else "NONREF"
+            if context.skip_frame != skip:
+                context.skip_frame = skip
+            yield from packet.decode()
+
+    def _seek(self, key: int, wanted: frozenset[int]):
+        """Decoded frames from keyframe ``key`` on (from the start of the file if < 0)."""
+        timestamp = self._key_seek[key] if key >= 0 else self._start
+        self._container.seek(timestamp, stream=self._stream, backward=True, any_frame=False)
+        return self._frames(wanted)
+
+    def read(self, indices: np.ndarray) -> np.ndarray:
+        try:
+            if self._pts is None:
+                return self._read_in_output_order(indices)
+            return self._read_by_timestamp(indices)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(f"cannot decode frames of video {self.name}: {_short(e)}") from e
+
+    def _read_by_timestamp(self, indices: np.ndarray) -> np.ndarray:
+        out = []
+        frames, last_pts = None, None
+        wanted = frozenset(self._pts[indices].tolist())
+        for index in indices.tolist():
+            target = int(self._pts[index])
+            key = bisect.bisect_right(self._key_pts, target) - 1
+            # Decode on from where the last frame was when the target's keyframe is not
+            # past it (same GOP); otherwise seek, which skips the frames in between.
+            if frames is None or last_pts >= target or (key >= 0 and self._key_pts[key] > last_pts):
+                frames = self._seek(key, wanted)
+                frame = _first_at_or_after(frames, target)
+                if frame is not None and frame.pts > target and key >= 0:
+                    # The demuxer landed past the keyframe (containers seek by their own
+                    # index): decode from the start of the file instead.
+                    frames = self._seek(-1, wanted)
+                    frame = _first_at_or_after(frames, target)
+            else:
+                frame = _first_at_or_after(frames, target)
+            if frame is None:
+                raise VideoDecodeError(
+                    f"cannot decode frames of video {self.name}: decoding ended before frame "
+                    f"{index} of {self._num_frames}"
+                )
+            last_pts = frame.pts
+            if frame.pts != target:
+                raise VideoDecodeError(
+                    f"cannot decode frames of video {self.name}: the decoder skipped frame "
+                    f"{index} (timestamp {target})"
+                )
+            out.append(frame.to_ndarray(format="rgb24"))
+        return np.stack(out)  # [T, H, W, 3]
+
+    def _read_in_output_order(self, indices: np.ndarray) -> np.ndarray:
+        self._container.seek(self._start, stream=self._stream, backward=True)
+        wanted, out = set(indices.tolist()), {}
+        for position, frame in enumerate(self._frames()):
+            if position in wanted:
+                out[position] = frame.to_ndarray(format="rgb24")
+                if len(out) == len(wanted):
+                    break
+        missing = sorted(wanted - set(out))
+        if missing:
+            raise VideoDecodeError(
+                f"cannot decode frames of video {self.name}: decoding ended before frame "
+                f"{missing[0]} of {self._num_frames}"
+            )
+        return np.stack([out[i] for i in indices.tolist()])  # [T, H, W, 3]
+
+
+# Containers whose packet timestamps are not presentation times (FFmpeg format names).
+_UNTIMED_FORMATS = frozenset({"avi"})
+
+
+def _first_at_or_after(frames, target: int):
+    """The first decoded frame with a timestamp at or after ``target`` (None at the end)."""
+    for frame in frames:
+        if frame.pts is not None and frame.pts >= target:
+            return frame
+    return None
+
+
+BACKENDS = {"decord": _DecordReader, "pyav": _PyAVReader}
+
+
+def _opener(backend: Backend) -> Callable[[str | bytes, str], FrameReader]:
+    if callable(backend):
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"unknown video backend {backend!r} (data.video_backend, or --backend); use one "
+            f"of {sorted(BACKENDS)}"
+        )
+    return BACKENDS[backend]
+
+
+def open_reader(source: VideoSource, backend: Backend = "decord") -> FrameReader:
+    """Opens a video with a backend (see `FrameReader`; ``source`` as for `open_video`).
+
+    Raises:
+      FileNotFoundError: The path does not exist.
+      VideoDecodeError: The file is empty, not a video, has no video stream or no frames.
+      ValueError: An unknown backend name.
+    """
+    opener = _opener(backend)
+    return opener(*_resolve(source))
+
+
+def video_num_frames(source: VideoSource, backend: Backend = "decord") -> int:
+    """Number of frames a backend reports for a video (see `open_video` for ``source``)."""
+    return len(open_reader(source, backend))
+
+
+def _checked_indices(indices, num_frames: int, name: str) -> np.ndarray:
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {indices.shape}")
+    bad = indices[(indices < 0) | (indices >= num_frames)]
+    if bad.size:
+        raise IndexError(
+            f"frame indices {bad.tolist()} out of range for video {name} with {num_frames} frames"
+        )
+    return indices
+
+
+def checked_frames(frames, num_requested: int, name: str) -> np.ndarray:
+    """``frames`` if a decoder returned what was asked: ``[num_requested, H, W, 3]`` uint8.
+
+    Raises:
+      VideoDecodeError: Another number of frames, another shape or type, naming the video.
+    """
+    shape = getattr(frames, "shape", None)
+    dtype = getattr(frames, "dtype", None)
+    if (
+        not isinstance(frames, np.ndarray)
+        or frames.ndim != 4
+        or shape[0] != num_requested
+        or shape[3] != 3
+        or dtype != np.uint8
+        or 0 in shape
+    ):
+        got = f"{type(frames).__name__} of shape {shape} and dtype {dtype}"
+        raise VideoDecodeError(
+            f"cannot decode frames of video {name}: the decoder returned {got} for "
+            f"{num_requested} requested frames (expected [{num_requested}, H, W, 3] uint8)"
+        )
+    return frames
+
+
+def read_clip(
+    source: VideoSource,
+    indices_fn: Callable[[int], Sequence[int] | np.ndarray],
+    *,
+    backend: Backend = "decord",
+    tail_fallback: bool = True,
+) -> np.ndarray:
+    """Opens a video once, picks frame indices from its frame count, decodes them.
+
+    One reader serves both the count and the decode (opening costs as much as decoding
+    a few frames). See `read_video_frames` for the decode-failure policy.
+
+    Args:
+      source: See `open_video`.
+      indices_fn: Maps the frame count F to ``[T]`` 0-based indices in ``[0, F)``; called
+        exactly once.
+      backend: One of `BACKENDS` or an opener (see `Backend`).
+      tail_fallback: See `read_video_frames`.
+
+    Returns:
+      ``[T, H, W, 3]`` uint8 RGB frames, in the order of the indices.
+    """
+    resolved, name = _resolve(source)
+    opener = _opener(backend)
+    reader = opener(resolved, name)
+    indices = _checked_indices(indices_fn(len(reader)), len(reader), name)
+    unique, inverse = np.unique(indices, return_inverse=True)  # Decode forward, each once.
+    try:
+        frames = reader.read(unique)
+    except VideoDecodeError as e:
+        if not tail_fallback:
+            raise
+        del reader  # Its decoder is in an error state; the retry needs a fresh one.
+        frames = _read_with_clamped_tail(opener, resolved, name, unique, e)
+    return checked_frames(frames, len(unique), name)[inverse]  # [T, H, W, 3]
 
 
 def read_video_frames(
-    source: VideoSource, indices: Sequence[int] | np.ndarray, *, tail_fallback: bool = True
+    source: VideoSource,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    tail_fallback: bool = True,
+    backend: Backend = "decord",
 ) -> np.ndarray:
     """Decodes the frames at ``indices`` (0-based, any order, repeats allowed).
 
@@ -146,8 +444,8 @@ def read_video_frames(
     raises for the whole ``get_batch``. Worse, its reader thread keeps pushing packets
     while the decoder thread has no frame ready, and the decoder's error aborts every
     later request, so *when* the error surfaces depends on thread timing: on a busy
-    machine a frame well before the damage can fail too, at random. So when
-    ``get_batch`` fails and ``tail_fallback`` is set, the requested frames are decoded
+    machine a frame well before the damage can fail too, at random. So when the batch
+    decode fails and ``tail_fallback`` is set, the requested frames are decoded
     again one at a time in ascending order, each failure retried up to
     ``_ATTEMPTS_PER_FRAME`` times with a freshly opened reader (timing failures rarely
     repeat; real damage always does). From the first frame that still fails on, every
@@ -156,6 +454,7 @@ def read_video_frames(
     using, so if the very first frame fails, or more than half of the requested
     indices would be replaced, `VideoDecodeError` is raised instead. Intact videos
     never take this path; for damaged ones the cut-off point may vary between runs.
+    The same policy applies to every backend.
 
     Args:
       source: See `open_video`.
@@ -163,65 +462,58 @@ def read_video_frames(
         rejected (decord would count them from the end).
       tail_fallback: Whether to attempt the clamped retry described above; if False
         any decoding failure raises `VideoDecodeError`.
+      backend: One of `BACKENDS` (``"decord"``, ``"pyav"``) or an opener (`Backend`).
 
     Returns:
       ``[T, H, W, 3]`` uint8 RGB frames, in the order of ``indices``.
 
     Raises:
       FileNotFoundError: The path does not exist.
-      VideoDecodeError: The video cannot be opened or the frames cannot be decoded.
+      VideoDecodeError: The video cannot be opened or the frames cannot be decoded, or
+        the decoder returned other frames than asked for.
       IndexError: An index is outside ``[0, num_frames)``.
       ValueError: ``indices`` is empty or not one-dimensional.
     """
     indices = np.asarray(indices, dtype=np.int64)
     if indices.ndim != 1 or indices.size == 0:
         raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {indices.shape}")
-    resolved, name = _resolve(source)
-    reader = _reader(resolved, name)
-    num_frames = len(reader)
-    bad = indices[(indices < 0) | (indices >= num_frames)]
-    if bad.size:
-        raise IndexError(
-            f"frame indices {bad.tolist()} out of range for video {name} with {num_frames} frames"
-        )
-    try:
-        return reader.get_batch(indices).asnumpy()  # [T, H, W, 3]
-    except _DECORD_ERRORS as e:
-        if not tail_fallback:
-            raise VideoDecodeError(f"cannot decode frames of video {name}: {_short(e)}") from e
-        first_error = e
-    del reader  # Its decoder is in an error state; the retry needs a fresh one.
-    return _read_with_clamped_tail(resolved, name, indices, first_error)
+    return read_clip(source, lambda _: indices, backend=backend, tail_fallback=tail_fallback)
 
 
 def _read_with_clamped_tail(
-    resolved: str | bytes, name: str, indices: np.ndarray, first_error: BaseException
+    opener, resolved: str | bytes, name: str, indices: np.ndarray, first_error: BaseException
 ) -> np.ndarray:
-    """The retry pass of `read_video_frames` (see its docstring for the policy)."""
+    """The retry pass of `read_video_frames` (see its docstring for the policy).
+
+    ``indices`` are ascending and unique (decoding forward, no seeking back).
+    """
     reader = None
     decoded: dict[int, np.ndarray] = {}  # frame index -> [H, W, 3]
     failed_at = None
-    for index in np.unique(indices).tolist():  # Ascending: decode forward, no seeking back.
+    for index in indices.tolist():
         for _ in range(_ATTEMPTS_PER_FRAME):
             if reader is None:
-                reader = _reader(resolved, name)
+                reader = opener(resolved, name)
             try:
-                decoded[index] = reader.get_batch([index]).asnumpy()[0]
+                frame = reader.read(np.asarray([index], np.int64))
+                decoded[index] = checked_frames(frame, 1, name)[0]
                 break
-            except _DECORD_ERRORS as e:
+            except VideoDecodeError as e:
                 failure = e
                 reader = None  # A decoder that has failed stays failed.
         else:
             failed_at = index
             break
+    first_cause = first_error.__cause__ or first_error
     if failed_at is None:  # The first failure was only thread timing.
-        _log.warning("video %s: decoding succeeded on retry after: %s", name, _short(first_error))
-        return np.stack([decoded[int(i)] for i in indices])  # [T, H, W, 3]
+        _log.warning("video %s: decoding succeeded on retry after: %s", name, _short(first_cause))
+        return np.stack([decoded[i] for i in indices.tolist()])  # [T, H, W, 3]
+    cause = failure.__cause__ or failure
     num_replaced = int(np.count_nonzero(indices >= failed_at))
     if not decoded or 2 * num_replaced > indices.size:
         raise VideoDecodeError(
             f"cannot decode frames of video {name}: frame {failed_at} and later fail "
-            f"({num_replaced} of {indices.size} requested frames): {_short(failure)}"
+            f"({num_replaced} of {indices.size} requested frames): {_short(cause)}"
         ) from failure
     last_good = max(decoded)
     _log.warning(
@@ -229,12 +521,12 @@ def _read_with_clamped_tail(
         "replaced by frame %d",
         name,
         failed_at,
-        _short(failure),
+        _short(cause),
         num_replaced,
         indices.size,
         last_good,
     )
-    return np.stack([decoded[min(int(i), last_good)] for i in indices])  # [T, H, W, 3]
+    return np.stack([decoded[min(i, last_good)] for i in indices.tolist()])  # [T, H, W, 3]
 
 
 def read_frame_folder(

@@ -125,6 +125,26 @@ def encode_video(
     return path
 
 
+def encode_avi(path: str | os.PathLike, num_frames: int = 40, height: int = 64, width: int = 96,
+               keyframe_interval: int = 12, b_frames: int = 2) -> str:
+    """Encodes an MPEG-4 Part 2 AVI with B-frames (like HMDB51's XviD files), frame i =
+    ``make_frame(i)``. AVI stores no presentation timestamps. Returns ``str(path)``."""
+    path = str(path)
+    with av.open(path, mode="w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=Fraction(25, 1))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = keyframe_interval
+        stream.codec_context.max_b_frames = b_frames
+        stream.options = {"threads": "1"}
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(make_frame(i, height, width), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def encode_audio_only(path: str | os.PathLike, seconds: float = 0.5, rate: int = 16000) -> str:
     """Writes a silent AAC file with no video stream (e.g. ``.m4a``); returns ``str(path)``."""
     path = str(path)

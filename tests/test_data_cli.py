@@ -3,11 +3,13 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import media
 import pytest
+import stub_decoders
 
 from data_pipeline import check, labels, make_lists, sources
 
@@ -102,6 +104,43 @@ def test_make_lists_rejects_names_the_list_format_cannot_hold(tmp_path):
         make_lists.make_lists(tmp_path / "nowhere", tmp_path / "out")
 
 
+def test_make_lists_reports_non_utf8_names_writes_nothing_and_a_rerun_works(tree, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(tree, root)
+    bad = os.path.join(os.fsencode(root / "Zumba"), b"clip\xff.mp4")  # Latin-1 leftovers.
+    shutil.copy(root / "Zumba" / "clip00.mp4", bad)
+    out = tmp_path / "lists"
+    result = _run("make_lists", f"--root={root}", f"--output={out}")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]  # One line, no traceback.
+    assert last.startswith("error: 1 class folders or videos have names") and "UTF-8" in last
+    assert "clip\\xff.mp4" in last and "nothing was written" in last
+    assert not out.exists() or list(out.iterdir()) == []
+    os.rename(bad, os.fsencode(root / "Zumba" / "clip_ff.mp4"))
+    result = _run("make_lists", f"--root={root}", f"--output={out}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "train.txt", "val.txt"]
+
+
+def test_make_lists_replaces_outputs_all_or_nothing(tree, tmp_path, monkeypatch):
+    out = tmp_path / "lists"
+    make_lists.make_lists(tree, out, val_fraction=0.25, seed=0)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    written = []
+
+    def failing_write(self, text, encoding=None):  # The disk fills up at the second file.
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(self)
+        return pathlib.Path(self).write_bytes(text.encode(encoding or "utf-8"))
+
+    monkeypatch.setattr(type(make_lists.epath.Path(out)), "write_text", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        make_lists.make_lists(tree, out, val_fraction=0.25, seed=1, overwrite=True)
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # The old lists, whole; no temporary file left behind.
+
+
 @pytest.fixture(scope="module")
 def broken(tree, tmp_path_factory):
     """A list with one problem of each kind the checker reports."""
@@ -161,6 +200,54 @@ def test_check_without_decode_and_with_workers(broken):
     # Without decoding the truncated video passes; the zero-byte one is caught by size.
     assert (report["missing"], report["unreadable"], report["bad_labels"]) == (3, 1, 1)
     assert check.has_problems(report)
+
+
+def test_check_reports_an_empty_list_as_a_problem(broken, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n")
+    result = _run("check", f"--list={tmp_path / 'empty.txt'}", f"--labels={broken / 'labels.csv'}")
+    assert result.returncode == 1
+    assert "no entries: the list is empty" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "FAILED: fix the problems above"
+
+
+def test_check_names_file_and_line_of_bytes_that_are_not_utf8(broken, tmp_path):
+    (tmp_path / "list.txt").write_bytes(b"ok.mp4 0\nk\xf6ln.mp4 1\n")
+    args = [f"--list={tmp_path / 'list.txt'}", f"--labels={broken / 'labels.csv'}"]
+    result = _run("check", *args, f"--root={broken}")
+    assert result.returncode == 1
+    assert f"line 2: malformed: {tmp_path / 'list.txt'}:2: not UTF-8 text" in result.stdout
+    (tmp_path / "labels.csv").write_bytes(b"id,name\n0,a\n1,\xe9t\xe9\n")
+    result = _run("check", f"--list={broken / 'list.txt'}", f"--labels={tmp_path / 'labels.csv'}")
+    assert result.returncode == 1
+    assert f"{tmp_path / 'labels.csv'}:3: not UTF-8 text" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_check_decodes_with_either_backend(broken, backend):
+    args = [f"--list={broken / 'list.txt'}", f"--labels={broken / 'labels.csv'}"]
+    result = _run(
+        "check", *args, f"--root={broken}", "--decode", f"--backend={backend}", "--workers=0"
+    )
+    assert result.returncode == 1
+    assert "line 4: unreadable: cannot open video" in result.stdout  # The truncated one.
+    assert "unreadable files: 2\n" in result.stdout
+
+
+def test_check_times_out_a_video_that_hangs(broken, tmp_path):
+    shutil.copy(broken / "ok.mp4", tmp_path / "ok_hang.mp4")
+    shutil.copy(broken / "ok.mp4", tmp_path / "ok.mp4")
+    (tmp_path / "list.txt").write_text("ok.mp4 0\nok_hang.mp4 1\n")
+    report = check.check(
+        str(tmp_path / "list.txt"),
+        str(broken / "labels.csv"),
+        root=str(tmp_path),
+        decode=True,
+        backend=stub_decoders.misbehaving,
+        decode_timeout_s=5,
+    )
+    assert report["unreadable"] == 1
+    assert report["problems"][0]["line"] == 2
+    assert "time limit of 5 s" in report["problems"][0]["error"]
 
 
 def test_check_reports_missing_list_or_label_file(broken, tmp_path):

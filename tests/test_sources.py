@@ -79,6 +79,16 @@ def test_bad_label_files_name_file_and_line(tmp_path, text, where, what):
     assert f"{path}{where}" in str(info.value)
 
 
+def test_label_file_that_is_not_utf8_names_file_line_and_byte(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,name\n0,ride bike\n1,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(labels.LabelFileError) as info:
+        labels.read_labels(path)
+    assert str(info.value) == (
+        f"{path}:3: not UTF-8 text (byte 0xe9 at column 6); save the file as UTF-8"
+    )
+
+
 def test_missing_label_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         labels.read_labels(tmp_path / "nope.csv")
@@ -140,6 +150,22 @@ def test_problems_are_collected_when_asked(tmp_path):
         (sources.LabelRangeError, 2),
         (sources.ListFileError, 3),
     ]
+
+
+def test_list_lines_that_are_not_utf8_name_file_and_line(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"a 10 0\nb\xff.mp4 1\r\nc 10 2\nd\xe9 10 0\n")
+    with pytest.raises(sources.ListFileError) as info:
+        sources.parse_list_file(path, num_classes=3)
+    assert str(info.value) == (
+        f"{path}:2: not UTF-8 text (byte 0xff at column 2); save the file as UTF-8"
+    )
+    assert info.value.line == 2
+    # The checker's mode: every such line is a problem, the others are read.
+    problems = []
+    records, lines = sources.parse_list_file(path, num_classes=3, problems=problems)
+    assert [r["path"] for r in records] == ["a", "c"] and lines == [1, 3]
+    assert [(p.line, "not UTF-8" in str(p)) for p in problems] == [(2, True), (4, True)]
 
 
 def test_missing_and_empty_list_files(tmp_path):

@@ -183,6 +183,8 @@ class Evaluator:
             worker_count=d.workers,
             read_threads=d.read_threads,
             strict=d.strict,
+            video_backend=d.video_backend,
+            decode_timeout_s=d.decode_timeout_s,
         )
         total = None
         try:
@@ -190,10 +192,8 @@ class Evaluator:
                 batch = pipeline.to_global(batch, self.mesh)
                 out = self.step(params, batch, classes, task.half_masks, task.limit)
                 total = out if total is None else total.merge(out)
-        finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
-            it.close()
-            batch = it = None
-            pipeline.release_shared_memory()
+        finally:
+            it.close()  # stops its worker and decoder processes at once
         total = jax.device_get(total)
         values = total.compute()
         counts = {
