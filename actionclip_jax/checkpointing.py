@@ -159,10 +159,7 @@ def choose_step(workdir, step: int | None = None, best: bool = False) -> tuple[i
             raise ValueError(f"{workdir}: no checkpoint was saved with validation metrics")
         _, s, meta = max(scored, key=lambda x: (x[0], x[1]))
         return s, meta
-    found = newest_readable_meta(workdir)
-    if found is None:
-        raise FileNotFoundError(f"{workdir}: no checkpoint's metadata reads")
-    return found
+    return newest_readable_meta(workdir)  # raises when none reads
 
 
 def abstract_tree(tree, shardings):
@@ -253,9 +250,9 @@ class Checkpointer:
         done = [s for s in run_steps(self.workdir) if s != step]
         last = f"step {done[0]}" if done else "none"
         return CheckpointSaveError(
-            f"saving checkpoint step {step} to {self.directory / str(step)} failed: {cause}. The run "
-            f"stopped there; its newest complete checkpoint: {last}. Fix the cause (e.g. free "
-            "space) and rerun the same command to resume"
+            f"saving checkpoint step {step} to {self.directory / str(step)} failed: {cause}. "
+            f"The run stopped there; its newest complete checkpoint: {last}. Fix the cause (e.g. "
+            "free space) and rerun the same command to resume"
         )
 
     def latest_step(self):

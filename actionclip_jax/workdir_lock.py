@@ -9,8 +9,9 @@ evaluation-only runs therefore take `WORKDIR/run.lock` before they read the work
   run that is gone, and is taken over with a warning;
 * on `gs://`, a lock object created only if absent (a generation precondition), which the holder
   rewrites every `heartbeat_secs` (its `heartbeat` field); an object not rewritten for
-  `stale_secs` was left by a run that is gone, and is taken over, again only if nobody rewrote it
-  meanwhile (a precondition on its generation), with a warning.
+  `stale_secs`, or written by a process of this host that no longer exists, was left by a run
+  that is gone, and is taken over, again only if nobody rewrote it meanwhile (a precondition on
+  its generation), with a warning.
 
 The lock file holds the holder's host, pid and start time, so that a run that refuses names them.
 On a multi-host job process 0 holds the lock and tells the others whether it got it.
@@ -68,10 +69,10 @@ def _parse(text: str) -> dict:
 
 
 def _refusal(workdir, path, info: dict) -> WorkdirLockedError:
+    pid, host = info.get("pid", "PID"), info.get("host", "its host")
     return WorkdirLockedError(
         f"--workdir {workdir} is in use by another run ({_describe(info)}; lock {path}): wait "
-        f"for it to finish or stop it (kill {info.get('pid', 'PID')} on {info.get('host', 'its host')}"
-        "), or give this run another --workdir"
+        f"for it to finish or stop it (kill {pid} on {host}), or give this run another --workdir"
     )
 
 
@@ -85,10 +86,10 @@ class _LocalLock:
         self._made_workdir = False
 
     def acquire(self):
-        if not os.path.isdir(self.workdir):
-            os.makedirs(self.workdir, exist_ok=True)
-            self._made_workdir = True
         while True:
+            if not os.path.isdir(self.workdir):  # (again: a holder's release may remove it)
+                os.makedirs(self.workdir, exist_ok=True)
+                self._made_workdir = True
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,6 +161,22 @@ def _gcs():
     return storage.Client(), exceptions.PreconditionFailed, exceptions.NotFound
 
 
+def _gone_from_this_host(info: dict) -> bool:
+    """Whether the holder ran on this machine and its process is gone (a VM restarted after a
+    preemption keeps its name: its new run need not wait for the heartbeat to go stale)."""
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    if info["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 class _GcsLock:
     """A lock object created only if absent, kept alive by a heartbeat thread."""
 
@@ -203,15 +220,15 @@ class _GcsLock:
         except self._precondition_failed:  # rewritten as we read it: its holder is alive
             raise _refusal(self.workdir, self.path, _parse(self._blob.download_as_text())) from None
         age = time.time() - float(info.get("heartbeat", 0.0))
-        if age <= self.stale_secs:
+        if age <= self.stale_secs and not _gone_from_this_host(info):
             raise _refusal(self.workdir, self.path, info)
         try:
             self._generation = self._write(if_generation_match=generation)
         except self._precondition_failed:  # another run took it over first, or it came back
             raise _refusal(self.workdir, self.path, _parse(self._blob.download_as_text())) from None
         logging.warning(
-            "taking over the lock %s of a run that is no longer running (%s; no heartbeat for "
-            "%.0f s)",
+            "taking over the lock %s of a run that is no longer running (%s; last heartbeat "
+            "%.0f s ago)",
             self.path,
             _describe(info),
             age,

@@ -265,6 +265,19 @@ def test_gcs_lock_with_a_stale_heartbeat_is_taken_over_with_a_warning(gcs, caplo
             pass
 
 
+def test_gcs_lock_of_a_dead_process_of_this_host_is_taken_over_at_once(gcs, caplog):
+    store, _ = gcs
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    info = {"host": socket.gethostname(), "pid": gone.pid, "started": "earlier",
+            "heartbeat": time.time()}  # fmt: skip
+    store.put(LOCK_OBJECT, json.dumps(info), if_generation_match=0)
+    with caplog.at_level(logging.WARNING):
+        with workdir_lock.hold(GS_WORKDIR, heartbeat_secs=60, stale_secs=300):
+            assert _lock_info(store)["pid"] == os.getpid()
+    assert any(f"pid {gone.pid}" in r.getMessage() for r in caplog.records)
+
+
 def test_gcs_holder_that_lost_its_lock_is_told_at_the_next_check(gcs):
     store, _ = gcs
     with workdir_lock.hold(GS_WORKDIR, heartbeat_secs=0.05, stale_secs=60) as lock:
