@@ -381,7 +381,7 @@ class Checkpointer:
 
     def _check_tree(self, step: int, item: str, target, meta=None):
         """Raises `CheckpointRestoreError` naming config fields when the saved tree of `item`
-        does not fit `target` (a damaged tree metadata file is left to the restore to report)."""
+        does not fit `target` (a tree metadata file that does not read is damage, not this)."""
         path = self.directory / str(step) / item
         saved = ocp.PyTreeCheckpointHandler().metadata(path)
         if saved is None:
@@ -401,9 +401,10 @@ class Checkpointer:
         )  # fmt: skip
         meta = meta if meta is not None else read_meta(self.workdir, step)
         raise CheckpointRestoreError(
-            f"checkpoint step {step} in {self.directory}: its {item} tree does not fit this "
-            f"run's ({detail}). {_config_diff(meta.get('config', {}), self.config.to_dict())}"
-            "; resume with the run's own config, or start a new run with another --workdir"
+            f"checkpoint step {step} in {self.directory} does not fit this run: "
+            f"{_config_diff(meta.get('config', {}), self.config.to_dict())} (its {item} tree "
+            f"differs: {detail}). Resume with the run's own config, or start a new run with "
+            "another --workdir"
         )
 
     def close(self):
@@ -481,8 +482,8 @@ def _config_diff(saved: dict, current: dict) -> str:
     differ = [f for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
     named = [f for f in STATE_FIELDS if f in differ] or differ
     if not named:
-        return "No config field differs from the run's saved config"
-    return "Config field " + ", ".join(
+        return "no config field differs from the run's saved config"
+    return "config field " + ", ".join(
         f"{f} was {a.get(f)!r} when the checkpoint was saved, is {b.get(f)!r} now"
         for f in named[:4]
     )

@@ -208,7 +208,7 @@ def test_resume_whose_optimizer_tree_differs_names_the_config_field(
     with pytest.raises(checkpointing.CheckpointRestoreError) as err:
         _resume(other, workdir, state_plan)
     message = str(err.value)
-    assert f"Config field optim.{field} was" in message and "--workdir" in message
+    assert f"config field optim.{field} was" in message and "--workdir" in message
     assert h.complete_steps(workdir) == [2, 3]  # a config error moves nothing
 
 
@@ -342,4 +342,4 @@ def test_main_restore_errors_are_the_last_line_of_output(basetemp, reference_cop
     assert rc == 1
     assert last.startswith(want), output[-5000:]
     if case == "lr_mults changed":
-        assert "Config field optim.lr_mults was" in last
+        assert "config field optim.lr_mults was" in last
