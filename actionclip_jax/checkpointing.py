@@ -217,10 +217,15 @@ class Checkpointer:
         )
         self._saving = int(step)
         try:
-            self.manager.save(int(step), args=args, metrics=meta["metrics"])
+            saved = self.manager.save(int(step), args=args, metrics=meta["metrics"])
         except Exception as err:  # pylint: disable=broad-exception-caught
             self._saving = None
             raise self._save_error(int(step), err) from err
+        if not saved:  # orbax skips, silently, a step at or below its newest one
+            self._saving = None
+            raise self._save_error(
+                int(step), None, f"a newer step is already in the folder ({self.latest_step()})"
+            )
         if not self.config.checkpoint.async_save:
             self._finish_save()
 
@@ -245,8 +250,9 @@ class Checkpointer:
         if not (self.directory / str(step)).exists():  # orbax skipped finalising it
             raise self._save_error(step, None)
 
-    def _save_error(self, step: int, err) -> CheckpointSaveError:
-        cause = _cause(_root_cause(err)) if err is not None else "it was not finalised (see above)"
+    def _save_error(self, step: int, err, cause="it was not finalised (see above)"):
+        """`CheckpointSaveError` naming the step's folder, the cause and the newest good step."""
+        cause = _cause(_root_cause(err)) if err is not None else cause
         done = [s for s in run_steps(self.workdir) if s != step]
         last = f"step {done[0]}" if done else "none"
         return CheckpointSaveError(

@@ -29,6 +29,8 @@ import socket
 import threading
 import time
 
+import jax
+import numpy as np
 from absl import logging
 
 LOCK_NAME = "run.lock"
@@ -282,17 +284,14 @@ class _Follower:
 def hold(workdir, heartbeat_secs: float = HEARTBEAT_SECS, stale_secs: float = STALE_SECS):
     """Holds the lock of `workdir` for the `with` block; yields an object whose `check()` raises
     `WorkdirLockedError` if the lock was lost (gs:// only)."""
-    import jax  # pylint: disable=import-outside-toplevel
-
     workdir = os.fspath(workdir)
-    if jax.process_index() != 0:
-        lock = _Follower()
-    elif workdir.startswith("gs://"):
-        lock = _GcsLock(workdir, heartbeat_secs, stale_secs)
-    else:
-        lock = _LocalLock(os.path.abspath(workdir))
-    error = None
+    lock, error = _Follower(), None
     try:
+        if jax.process_index() == 0:
+            if workdir.startswith("gs://"):
+                lock = _GcsLock(workdir, heartbeat_secs, stale_secs)
+            else:
+                lock = _LocalLock(os.path.abspath(workdir))
         lock.acquire()
     except Exception as err:  # pylint: disable=broad-exception-caught
         error = err  # raised below, after the other processes of a job have heard of it
@@ -305,16 +304,13 @@ def hold(workdir, heartbeat_secs: float = HEARTBEAT_SECS, stale_secs: float = ST
 
 def _agree(error, workdir):
     """Every process of a job raises when process 0 did not get the lock."""
-    import jax  # pylint: disable=import-outside-toplevel
-
     if jax.process_count() > 1:
-        import numpy as np  # pylint: disable=import-outside-toplevel
         from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
 
         refused = multihost_utils.broadcast_one_to_all(np.int32(error is not None))
         if refused and error is None:
             raise WorkdirLockedError(
-                f"--workdir {workdir} is in use by another run: process 0's log names it"
+                f"process 0 could not take the lock of --workdir {workdir}; its log says why"
             )
     if error is not None:
         raise error
