@@ -8,15 +8,23 @@ whose weights would not be used is not required. Results go to `WORKDIR/eval_res
 
 import jax
 
-from actionclip_jax import checkpointing, logs, sharding
+from actionclip_jax import checkpointing, logs, sharding, workdir_lock
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
 
 
 def evaluate(config, workdir) -> dict:
-    """One evaluation of every pass of the configured protocol; returns its summary."""
+    """One evaluation of every pass of the configured protocol; returns its summary.
+
+    The run holds the workdir's lock (`workdir_lock`): it writes results there.
+    """
     workdir = str(workdir)
+    with workdir_lock.hold(workdir):
+        return _evaluate(config, workdir)
+
+
+def _evaluate(config, workdir: str) -> dict:
     plan = plan_lib.make_plan(config, workdir, mode="eval")
     config = plan.config
     if plan.resume_step is None and plan.pretrained is None:
@@ -29,10 +37,11 @@ def evaluate(config, workdir) -> dict:
     shardings = sharding.tree_shardings(
         abstract, mesh, config.sharding.fsdp, config.sharding.fsdp_min_size
     )
+    step = 0
     if plan.resume_step is not None:
         ckpt = checkpointing.Checkpointer(workdir, config, plan.spec)
-        try:
-            params = ckpt.restore_params(
+        try:  # a damaged newest step falls back to an earlier one: `step` is the one restored
+            params, step = ckpt.restore_params(
                 plan.resume_step, checkpointing.abstract_tree(abstract, shardings)
             )
         finally:
@@ -43,7 +52,6 @@ def evaluate(config, workdir) -> dict:
     [evaluators] = passes.make_evaluators(plan, mesh, plan.protocol)
     writer = logs.MetricWriter(workdir)
     try:
-        step = int(plan.resume_step or 0)
         per = passes.evaluate(plan, evaluators, params, step, writer, workdir)
         return passes.summarize(plan, per, workdir)
     finally:

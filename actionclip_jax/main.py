@@ -17,7 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from actionclip_jax import checkpointing, devices, evaluate, logs, train, weights
+from actionclip_jax import checkpointing, devices, evaluate, logs, train, weights, workdir_lock
 from actionclip_jax import plan as plan_lib
 from data_pipeline import pipeline
 
@@ -35,6 +35,9 @@ USER_ERRORS = (
     FileNotFoundError,
     weights.CheckpointError,
     checkpointing.CheckpointFormatError,
+    checkpointing.CheckpointRestoreError,
+    checkpointing.CheckpointSaveError,
+    workdir_lock.WorkdirLockedError,
     pipeline.BadSampleError,
 )
 

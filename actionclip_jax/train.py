@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from actionclip_jax import augment, checkpointing, flops, logs, optim, sharding
+from actionclip_jax import augment, checkpointing, flops, logs, optim, sharding, workdir_lock
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
@@ -201,8 +201,17 @@ class _Preemption:
 
 
 def train_and_evaluate(config, workdir) -> dict:
-    """Trains (and evaluates) as `config` says; returns the last evaluation's results."""
+    """Trains (and evaluates) as `config` says; returns the last evaluation's results.
+
+    The run holds the workdir's lock (`workdir_lock`) from before it reads the workdir to the
+    end: a second run on the same workdir refuses to start.
+    """
     workdir = str(workdir)
+    with workdir_lock.hold(workdir) as lock:
+        return _train_and_evaluate(config, workdir, lock)
+
+
+def _train_and_evaluate(config, workdir: str, lock) -> dict:
     plan = plan_lib.make_plan(config, workdir, mode="train")
     config = plan.config
     mesh = sharding.make_mesh()
@@ -231,25 +240,29 @@ def train_and_evaluate(config, workdir) -> dict:
         )
 
     ckpt = checkpointing.Checkpointer(workdir, config, plan.spec, plan_lib.run_info(plan))
-    state, start_step, train_iter, counters = ckpt.restore_or_keep(
-        plan.resume_step, state, state_plan.shardings, make_iterator, steps_per_epoch
-    )
-    step_fn = jit_train_step(plan, state_plan, mesh)
-    writer = logs.MetricWriter(workdir)
-    progress = logs.ProgressReport(total_steps, start_step)
-    preemption = _Preemption()
-    [val], final = passes.make_evaluators(plan, mesh, [plan.val], plan.final_tasks)
-    results = {}
-    bad_total = int(counters.get("bad_samples_total", 0))
-    window, t_window, wait = [], time.perf_counter(), 0.0
-    compiled, flops_per_step = None, None
+    train_iter = writer = preemption = None
+    try:  # from here on, an error closes orbax's manager: its threads print nothing after it
+        state, start_step, train_iter, restored = ckpt.restore_or_keep(
+            plan.resume_step, state, state_plan.shardings, make_iterator, steps_per_epoch
+        )
+        step_fn = jit_train_step(plan, state_plan, mesh)
+        writer = logs.MetricWriter(workdir)
+        progress = logs.ProgressReport(total_steps, start_step)
+        preemption = _Preemption()
+        [val], final = passes.make_evaluators(plan, mesh, [plan.val], plan.final_tasks)
+        results = {}
+        bad_total = int(restored.get("bad_samples_total", 0))
+        window, t_window, wait = [], time.perf_counter(), 0.0
+        compiled, flops_per_step = None, None
 
-    def counters():  # read at saves only: the window's device values are fetched then
-        pending = jax.device_get([m["bad_samples"] for m in window]) if window else []
-        return {"bad_samples_total": bad_total + int(sum(pending))}
+        def counters():  # read at saves only: the window's device values are fetched then
+            pending = jax.device_get([m["bad_samples"] for m in window]) if window else []
+            return {"bad_samples_total": bad_total + int(sum(pending))}
 
-    try:
         for step in range(start_step, total_steps):
+            # A failed background save (or a lost gs:// lock) stops the run before the next step.
+            ckpt.check()
+            lock.check()
             t0 = time.perf_counter()
             batch = pipeline.to_global(next(train_iter), mesh)
             wait += time.perf_counter() - t0
@@ -282,27 +295,33 @@ def train_and_evaluate(config, workdir) -> dict:
             epoch = done // steps_per_epoch
             t_pause = time.perf_counter()
             if (epoch_end and epoch % config.eval_every_epochs == 0) or done == total_steps:
-                per = passes.evaluate(plan, [val], state.params, done, writer, workdir)
-                results = per[""]
+                measured = passes.measure(plan, [val], state.params, done)
                 if done == total_steps and final:
-                    per = passes.evaluate(plan, final, state.params, done, writer, workdir)
-                    if plan.heldout is not None:
-                        results["heldout"] = per.pop("heldout")
-                    if per:  # the protocol's own passes
-                        results["protocol"] = passes.summarize(plan, per, workdir)
-                ckpt.save(done, state, train_iter, metrics=results, counters=counters())
+                    measured.update(passes.measure(plan, final, state.params, done))
+                ckpt.save(done, state, train_iter, metrics=measured[""][1], counters=counters())
+                # The results cite this checkpoint: they are written once it is on disk.
+                ckpt.wait()
+                per = passes.publish(plan, measured, done, writer, workdir)
+                results = per.pop("")
+                if plan.heldout is not None and "heldout" in per:
+                    results["heldout"] = per.pop("heldout")
+                if per:  # the protocol's own passes
+                    results["protocol"] = passes.summarize(plan, per, workdir)
             elif done % config.checkpoint.every_steps == 0 or preemption.requested:
                 ckpt.save(done, state, train_iter, counters=counters())
             t_window += time.perf_counter() - t_pause  # rates count training time only
             if preemption.requested:
                 break
     finally:
-        preemption.restore()
+        if preemption is not None:
+            preemption.restore()
         try:
             ckpt.close()  # waits for the last async save, which holds the iterator's state
-            writer.close()
         finally:
-            train_iter.close()  # stops its worker and decoder processes at once
+            if writer is not None:
+                writer.close()
+            if train_iter is not None:
+                train_iter.close()  # stops its worker and decoder processes at once
     return results
 
 

@@ -2,8 +2,8 @@
 
 The loop (`train.py`) and evaluation-only runs (`evaluate.py`) both go through here: evaluators
 are made once per run over one jitted eval step (`make_evaluators`), each pass is measured
-(`Evaluator.run`) and then published (`reports.publish_pass`), and a protocol's passes are
-summarised (`summarize`).
+(`measure`, over `Evaluator.run`) and then published (`publish`, over `reports.publish_pass`),
+and a protocol's passes are summarised (`summarize`).
 """
 
 from actionclip_jax.evals import evaluator as evaluator_lib
@@ -23,18 +23,32 @@ def make_evaluators(plan, mesh, *task_lists):
 
 def evaluate(plan, evaluators, params, step: int, writer, workdir) -> dict:
     """Runs `evaluators` and publishes each pass; returns `{name: results}`."""
-    config = plan.config
-    meta = protocols.result_metadata(config, plan.objective.with_text)
+    return publish(plan, measure(plan, evaluators, params, step), step, writer, workdir)
+
+
+def measure(plan, evaluators, params, step: int) -> dict:
+    """Runs `evaluators`; returns `{name: (evaluator, results, counts)}`, nothing written yet
+    (the loop publishes once the checkpoint the results cite is on disk)."""
+    meta = protocols.result_metadata(plan.config, plan.objective.with_text)
     out = {}
     for ev in evaluators:
         results, counts = ev.run(params)
         if counts["half_count"].size:
             results.update(protocols.half_class_summary(counts))
         results.update(checkpoint_step=int(step), **meta)
+        out[ev.name] = (ev, results, counts)
+    return out
+
+
+def publish(plan, measured: dict, step: int, writer, workdir) -> dict:
+    """Writes what `measure` returned (files and TensorBoard); returns `{name: results}`."""
+    config = plan.config
+    out = {}
+    for name, (ev, results, counts) in measured.items():
         reports.publish_pass(
             results,
             counts,
-            name=ev.name,
+            name=name,
             class_names=ev.task.class_names,
             step=step,
             writer=writer,
@@ -42,7 +56,7 @@ def evaluate(plan, evaluators, params, step: int, writer, workdir) -> dict:
             artifacts=config.eval.artifacts,
             top_n=config.eval.top_confusions,
         )
-        out[ev.name] = results
+        out[name] = results
     return out
 
 
