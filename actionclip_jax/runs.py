@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from actionclip_jax import checkpointing
 from actionclip_jax.models import actionclip
@@ -53,12 +54,31 @@ def load_run(path, step: int | None = None, best: bool = False, dtype=jnp.float3
       best: the step with the best validation top-1 instead.
       dtype, remat: the model's compute dtype and rematerialisation.
     """
-    step, meta = checkpointing.choose_step(path, step=step, best=best)
+    chosen, meta = checkpointing.choose_step(path, step=step, best=best)
     model = actionclip.build(meta["model"], dtype=dtype, remat=remat)
     target = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), actionclip.abstract_params(model)
     )
-    item = checkpointing.checkpoint_dir(path) / str(step) / "params"
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-    params = ocp.PyTreeCheckpointer().restore(item, item=target, restore_args=restore_args)
-    return Run(model=model, params=params, step=step, meta=meta)
+    # The newest step by default; if its parameters do not read, the steps before it (one line
+    # each), as a resumed run does. A step asked for by number or as the best is that one only.
+    candidates = [chosen] if step is not None or best else [
+        s for s in checkpointing.run_steps(path) if s <= chosen
+    ]  # fmt: skip
+    causes = []
+    for candidate in candidates:
+        item = checkpointing.checkpoint_dir(path) / str(candidate) / "params"
+        try:
+            params = ocp.PyTreeCheckpointer().restore(item, item=target, restore_args=restore_args)
+        except Exception as err:  # pylint: disable=broad-except - orbax raises many kinds
+            causes.append(f"step {candidate}: {type(err).__name__}: {str(err)[:200]}")
+            logging.warning("%s: the parameters of step %d do not read (%s)", path, candidate,
+                            causes[-1])  # fmt: skip
+            continue
+        if candidate != chosen:
+            meta = checkpointing.read_meta(path, candidate)
+        return Run(model=model, params=params, step=candidate, meta=meta)
+    raise checkpointing.CheckpointRestoreError(
+        f"no checkpoint's parameters in {checkpointing.checkpoint_dir(path)} read: "
+        + "; ".join(causes)
+    )
