@@ -24,6 +24,14 @@ Dtype = Any
 
 FRAME_STAGES = ("none", "shift", "joint")
 
+# `jax.nn.dot_product_attention` implementations: "" lets JAX choose (today always XLA's),
+# "cudnn" is cuDNN's fused flash attention (NVIDIA GPUs, bf16/fp16 inputs only).
+ATTENTION_IMPLS = ("", "xla", "cudnn")
+# What a rematerialised block keeps from its forward pass (`jax.checkpoint_policies`):
+# nothing (recompute the whole block), every matmul output, or the matmuls without batch
+# dimensions (the projections and MLP, not attention's [B, H, L, L] logits).
+REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable")
+
 
 def quick_gelu(x):
     return x * jax.nn.sigmoid(1.702 * x)
@@ -46,6 +54,7 @@ class MultiheadAttention(nn.Module):
     out_init_std: float | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_impl: str = ""  # one of ATTENTION_IMPLS
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -64,7 +73,11 @@ class MultiheadAttention(nn.Module):
         q, k, v = jnp.split(
             qkv.reshape(b, l, 3 * self.heads, w // self.heads), 3, axis=2
         )  # [B, L, H, D]
-        out = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)  # [B, L, H, D]
+        # Both implementations take the logits and softmax in fp32 whatever the input dtype
+        # (XLA's: an fp32-accumulating QK^T and an fp32 softmax; cuDNN's: fp32 statistics).
+        out = jax.nn.dot_product_attention(
+            q, k, v, is_causal=self.causal, implementation=self.attention_impl or None
+        )  # [B, L, H, D]
         return nn.Dense(
             w,
             dtype=self.dtype,
@@ -109,6 +122,7 @@ class ResidualAttentionBlock(nn.Module):
     ln_epsilon: float = 1e-5
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_impl: str = ""
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -116,8 +130,9 @@ class ResidualAttentionBlock(nn.Module):
         proj_std = w**-0.5 * (2 * self.num_layers) ** -0.5
         y = layer_norm("ln_1", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         x = x + MultiheadAttention(
-            self.heads, self.causal, proj_std, self.dtype, self.param_dtype, name="attn"
-        )(y)
+            self.heads, self.causal, proj_std, self.dtype, self.param_dtype,
+            attention_impl=self.attention_impl, name="attn",
+        )(y)  # fmt: skip
         y = layer_norm("ln_2", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         return x + MLP(proj_std, self.dtype, self.param_dtype, name="mlp")(y)
 
@@ -154,12 +169,20 @@ class Transformer(nn.Module):
     ln_epsilon: float = 1e-5
     shift_frames: int = 0
     remat: bool = False
+    remat_policy: str = "nothing_saveable"  # one of REMAT_POLICIES, used when remat is on
+    attention_impl: str = ""  # one of ATTENTION_IMPLS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
-        block = nn.remat(ResidualAttentionBlock) if self.remat else ResidualAttentionBlock
+        block = ResidualAttentionBlock
+        if self.remat:
+            if self.remat_policy not in REMAT_POLICIES:
+                raise ValueError(
+                    f"remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}"
+                )
+            block = nn.remat(block, policy=getattr(jax.checkpoint_policies, self.remat_policy))
         for i in range(self.layers):
             if self.shift_frames:
                 x = temporal_shift(x, self.shift_frames)
@@ -170,6 +193,7 @@ class Transformer(nn.Module):
                 self.ln_epsilon,
                 self.dtype,
                 self.param_dtype,
+                attention_impl=self.attention_impl,
                 name=f"resblocks_{i}",
             )(x)
         return x
@@ -220,6 +244,8 @@ class VisionTransformer(nn.Module):
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    remat_policy: str = "nothing_saveable"
+    attention_impl: str = ""
 
     @nn.compact
     def __call__(self, images):  # [N, R, R, 3]
@@ -269,6 +295,8 @@ class VisionTransformer(nn.Module):
             self.heads,
             shift_frames=shift,
             remat=self.remat,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name="transformer",
@@ -304,6 +332,9 @@ class CLIP(nn.Module):
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    # Speed options of both towers' transformers (they change no parameter).
+    remat_policy: str = "nothing_saveable"
+    attention_impl: str = ""
 
     def setup(self):
         self.visual = VisionTransformer(
@@ -318,6 +349,8 @@ class CLIP(nn.Module):
             self.remat,
             self.dtype,
             self.param_dtype,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
         )
         if not self.with_text:
             return
@@ -340,6 +373,8 @@ class CLIP(nn.Module):
             self.transformer_heads,
             causal=True,
             remat=self.remat,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
         )
