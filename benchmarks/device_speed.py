@@ -100,6 +100,7 @@ TINY = dict(
     model="tiny",
     frames=4,
     batches=(2,),
+    remat_policies=(),  # remat's step is the same code with another config; CI time is short
     eval_batch=2,
     rounds=2,
     round_s=0.3,
