@@ -705,7 +705,7 @@ def table(report: dict) -> str:
                 f"{r['kind']} {report['options']['model']}", str(r["batch"]), r["remat"],
                 r["attention"], _fmt(r.get("videos_per_s"), ".1f"),
                 _fmt(r.get("step_s"), ".1f", 1e-3), _fmt(r.get("mfu"), ".1%"),
-                _fmt(r.get("tflops"), ".1f"), peak, _fmt(r.get("xla_bytes"), ".1f", GIB),
+                _fmt(r.get("tflops"), ".3g"), peak, _fmt(r.get("xla_bytes"), ".2f", GIB),
                 _fmt(r.get("compile_s"), ".0f"),
             ]  # fmt: skip
         status = "ok" if ok else f"{r['status']}: {r.get('reason', '')}"
