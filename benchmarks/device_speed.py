@@ -18,12 +18,16 @@ Prints one table (last), and writes it as JSON with `--json`. Rows, in the order
   of a `plan.model_plan`: same shardings, state donated, lowered and compiled once ahead of
   time) on random uint8 batches shaped like the pipeline's, sent to the device every step as the
   loop does. ViT-B/16, 8 frames, bf16, the `transf` head, 16 templates × 400 Kinetics classes,
-  random weights. Per-device batches `--batches` (32, 64, 128) with remat off, XLA's against
-  cuDNN's attention at the middle batch (GPUs only), then the faster of the two for the rest;
-  remat on at the largest batch with each `--remat_policies`; then the largest batch that fits,
-  with remat off and on, predicted from the measured peaks (linear in the batch) and run.
+  random weights. Per-device batches `--batches` (32, 64, 128), remat off or on with each of
+  `--remat_policies`, and the largest batch that fits (predicted from the measured peaks, linear
+  in the batch, and run); XLA's against cuDNN's attention (GPUs only) at the middle batch, the
+  faster of the two for every other case.
 - `eval`: the evaluation step (`evals.evaluator.make_eval_step`: preprocessing, forward, scoring
   against the encoded class texts, metrics) at per-device batch `--eval_batch`, one view.
+
+Cases run in this order, most telling first: data; the middle batch with XLA's, then cuDNN's
+attention; the largest batch; the largest that fits; eval; the other batches; remat at the
+largest batch with each policy; the largest that fits with remat.
 
 Columns: videos/s (global: all devices of this host; data rows: clips/s); step ms (the best of
 `--rounds` rounds of back-to-back steps, each round ending in one device sync, as the loop runs);
@@ -169,22 +173,22 @@ def plan_cases(o: Options) -> list[dict]:
     first = o.attention[0] if o.attention else "xla"
     cases.append(dict(kind="train", batch=mid, remat="off", attention=first))
     cases += [dict(kind="train", batch=mid, remat="off", attention=a) for a in o.attention[1:]]
-    rest = [b for b in [top] + batches[::-1] if b != mid]
-    cases += [dict(kind="train", batch=b, remat="off", attention="best")
-              for b in dict.fromkeys(rest)]  # fmt: skip
-    cases.append(dict(kind="eval", batch=o.eval_batch, remat="off", attention="best"))
-    cases += [dict(kind="train", batch=top, remat=p, attention="best") for p in o.remat_policies]
-    if o.find_max:
+    if top != mid:
+        cases.append(dict(kind="train", batch=top, remat="off", attention="best"))
+    if o.find_max:  # the fastest setting is usually the largest batch without remat
         cases.append(dict(kind="train", batch="max", remat="off", attention="best"))
-        if o.remat_policies:
-            cases.append(
-                dict(kind="train", batch="max", remat=o.remat_policies[0], attention="best")
-            )
+    cases.append(dict(kind="eval", batch=o.eval_batch, remat="off", attention="best"))
+    cases += [dict(kind="train", batch=b, remat="off", attention="best")
+              for b in batches[::-1] if b not in (mid, top)]  # fmt: skip
+    cases += [dict(kind="train", batch=top, remat=p, attention="best") for p in o.remat_policies]
+    if o.find_max and o.remat_policies:
+        cases.append(dict(kind="train", batch="max", remat=o.remat_policies[0], attention="best"))
     data = dict(
-        workdir=o.workdir, shards=o.shards, data_workers=o.data_workers, data_batch=o.data_batch,
+        shards=o.shards, data_workers=o.data_workers, data_batch=o.data_batch,
         data_seconds=o.data_seconds, data_videos=o.data_videos, data_frames=o.data_frames,
     )  # fmt: skip
-    return [{**common, **(data if c["kind"] == "data" else {}), **c} for c in cases]
+    return [{**common, **(data if c["kind"] == "data" else {}), "workdir": o.workdir, **c}
+            for c in cases]  # fmt: skip
 
 
 def best_attention(rows) -> str:
@@ -197,10 +201,12 @@ def best_attention(rows) -> str:
     return max(same, key=lambda r: r["videos_per_s"])["attention"]
 
 
-def predict_max_batch(rows, remat: str, limit: int | None, cap: int, fraction: float = 0.92):
-    """`(batch, why)`: the largest per-device batch whose peak memory, fitted as `a + k·batch` to
-    the measured remat-off rows, stays under `fraction` of `limit`; `batch` is None when it
-    cannot be predicted or is no larger than the largest batch measured with `remat`.
+def predict_max_batch(rows, remat: str, limit: int | None, cap: int, step: int | None = None,
+                      fraction: float = 0.92):  # fmt: skip
+    """`(batch, why)`: the largest per-device batch, a multiple of `step` (default: the smallest
+    batch measured), whose peak memory, fitted as `a + k·batch` to the measured remat-off rows,
+    stays under `fraction` of `limit`; `batch` is None when it cannot be predicted or is no
+    larger than the largest batch measured with `remat`.
 
     A remat row's slope is its own peak over the fitted intercept (the state, which remat does
     not change) at its batch.
@@ -222,7 +228,7 @@ def predict_max_batch(rows, remat: str, limit: int | None, cap: int, fraction: f
         slope = (r["peak_bytes"] - intercept) / r["batch"]
     if slope <= 0:
         return None, "the measured peaks do not grow with the batch"
-    step = min(x["batch"] for x in base)
+    step = step or min(x["batch"] for x in base)
     fit = int((fraction * limit - intercept) // slope // step * step)
     fit = min(fit, cap)
     tried = [r["batch"] for r in rows if r["kind"] == "train" and r["remat"] == remat
@@ -450,11 +456,15 @@ def make_shards(workdir: str, num_videos: int, num_frames: int, width: int, heig
             folder = os.path.join(root, "frames", f"v{k:03d}")
             os.makedirs(folder, exist_ok=True)
             if bikes is not None:  # a different window of the street scene per video
-                x0 = int(k * (bikes.shape[2] - bikes.shape[1] * width // height) / max(1, num_videos - 1))
+                x0 = int(
+                    k * (bikes.shape[2] - bikes.shape[1] * width // height) / max(1, num_videos - 1)
+                )
                 crop = bikes[:, :, x0 : x0 + bikes.shape[1] * width // height]
                 frames = [Image.fromarray(f).resize((width, height), Image.BICUBIC) for f in crop]
             else:
-                frames = [Image.fromarray(f) for f in _synthetic_frames(k, num_frames, width, height)]
+                frames = [
+                    Image.fromarray(f) for f in _synthetic_frames(k, num_frames, width, height)
+                ]
             for i, frame in enumerate(frames):
                 frame.save(os.path.join(folder, f"img_{i + 1:05d}.jpg"), quality=90)
             lines.append(f"frames/v{k:03d} {num_frames} {k % 2}\n")
@@ -555,6 +565,8 @@ def run_case(case: dict) -> dict:
 def run_isolated(case: dict, timeout: float) -> dict:
     """`run_case` in a child process of its own, killed (with its workers) after `timeout` s."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # A second run on the same machine loads the programs the first compiled.
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(case["workdir"], "jax_cache"))
     env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if case["kind"] == "data":
         env["JAX_PLATFORMS"] = "cpu"  # the host's work: the accelerator stays untouched
@@ -571,7 +583,7 @@ def run_isolated(case: dict, timeout: float) -> dict:
                     wall_s=time.perf_counter() - t0)  # fmt: skip
     for line in reversed(out.splitlines()):
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
+            return json.loads(line[len(RESULT_TAG) :])
     tail = " | ".join(out.strip().splitlines()[-3:])[-300:]
     oom = "RESOURCE_EXHAUSTED" in out or "out of memory" in out.lower()
     return dict(case, status="oom" if oom else "error", wall_s=time.perf_counter() - t0,
@@ -607,7 +619,9 @@ def run_all(o: Options, log=print) -> dict:
             skip = f"cuDNN attention needs an NVIDIA GPU; the backend is {info['backend']}"
         if case.get("batch") == "max" and skip is None:
             limit = max((r.get("bytes_limit") or 0 for r in rows), default=0)
-            case["batch"], why = predict_max_batch(rows, case["remat"], limit, o.max_batch_cap)
+            same = [r for r in rows if r.get("attention") == case["attention"]]
+            case["batch"], why = predict_max_batch(same, case["remat"], limit, o.max_batch_cap,
+                                                   step=min(o.batches))  # fmt: skip
             case["why"] = why
             if case["batch"] is None:
                 case["batch"], skip = "max", why
