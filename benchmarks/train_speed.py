@@ -70,7 +70,7 @@ NAMES = {
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="demo,b32,b16", help="comma-separated: demo, b32, b16")
+    p.add_argument("--cases", default="demo,b32,b16", help="comma-separated: tiny, demo, b32, b16")
     p.add_argument("--batch", type=int, default=2, help="batch of the b32 / b16 cases")
     p.add_argument("--demo_batch", type=int, default=32)
     p.add_argument("--dtypes", default="float32,bfloat16", help="compute dtypes of b32 / b16")
