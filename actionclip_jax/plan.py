@@ -35,7 +35,7 @@ from etils import epath
 from actionclip_jax import checkpointing, objectives, prompts, weights
 from actionclip_jax.evals import protocols
 from actionclip_jax.models import actionclip
-from actionclip_jax.models.clip import FRAME_STAGES
+from actionclip_jax.models.clip import ATTENTION_IMPLS, FRAME_STAGES, REMAT_POLICIES
 from actionclip_jax.models.heads import HEADS
 from data_pipeline import labels as label_files
 from data_pipeline import sources, splits
@@ -124,6 +124,8 @@ def check_values(config) -> None:
         "model.head": (m.head, HEADS),
         "model.frame_stage": (m.frame_stage, FRAME_STAGES),
         "model.dtype": (m.dtype, tuple(DTYPES)),
+        "model.remat_policy": (m.remat_policy, REMAT_POLICIES),
+        "model.attention_impl": (m.attention_impl, ATTENTION_IMPLS),
         "eval.protocol": (e.protocol, protocols.PROTOCOLS),
         "data.num_crops": (d.num_crops, (1, 3)),
     }
@@ -163,6 +165,29 @@ def check_values(config) -> None:
         prompts.resolve_templates(config.text.templates)
     except (FileNotFoundError, ValueError) as err:
         _fail("text.templates", str(err))
+    if m.attention_impl == "cudnn":
+        if jax.default_backend() != "gpu":
+            _fail(
+                "model.attention_impl",
+                f"'cudnn' runs on NVIDIA GPUs only, and this run's backend is "
+                f"{jax.default_backend()}; use '' (JAX's choice) or 'xla'",
+            )
+        if m.dtype == "float32":
+            _fail(
+                "model.attention_impl",
+                "'cudnn' takes bf16 or fp16 inputs only; set model.dtype=bfloat16, or use ''",
+            )
+
+
+def model_options(config) -> dict:
+    """How the model computes (`actionclip.build`'s keyword arguments), from `config.model`."""
+    m = config.model
+    return dict(
+        dtype=DTYPES[m.dtype],
+        remat=m.remat,
+        remat_policy=m.remat_policy,
+        attention_impl=m.attention_impl,
+    )
 
 
 # ------------------------------------------------------------------------------------- data
@@ -416,7 +441,7 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
             )  # fmt: skip
             sizes, pretrained = _load_pretrained(config, module_fields)
         spec = {"clip": sizes, "video": _video_from_config(config), **module_fields}
-    model = actionclip.build(spec, dtype=DTYPES[config.model.dtype], remat=config.model.remat)
+    model = actionclip.build(spec, **model_options(config))
     objective = objectives.make(config, model, class_names)
 
     if not objective.scores_unseen_classes and config.eval.protocol in ("zero_shot", "base2novel"):
@@ -495,7 +520,7 @@ def model_plan(config, class_names) -> RunPlan:
     check_values(config)
     fields = objectives.model_fields(config.model.objective, len(class_names))
     spec = {"clip": config.model.clip.to_dict(), "video": _video_from_config(config), **fields}
-    model = actionclip.build(spec, dtype=DTYPES[config.model.dtype], remat=config.model.remat)
+    model = actionclip.build(spec, **model_options(config))
     return RunPlan(
         config=config,
         workdir="",

@@ -26,12 +26,27 @@ TEMPLATES = (
 )
 
 
+# Prompt tables end after their longest prompt, rounded up to a multiple of this: the text
+# tower's cost grows with the length, and label prompts are short (at most 17 of CLIP's 77
+# tokens for Kinetics-600's names under the 16 templates). The rounding keeps the number of
+# distinct lengths, i.e. of text-encoder compilations, small.
+TOKEN_MULTIPLE = 16
+
+
 def prompt_tokens(class_names, templates=TEMPLATES, context_length: int = 77) -> np.ndarray:
-    """Tokens of every class under every template, template-major: int32 `[K, C, L]`."""
+    """Tokens of every class under every template, template-major: int32 `[K, C, L]`.
+
+    L is the longest prompt's length (start to end token) rounded up to `TOKEN_MULTIPLE`, at most
+    `context_length`. The padding cut off changes no feature: the text tower's attention is
+    causal, and it reads its output at the end token.
+    """
     if not class_names:
         raise ValueError("no class names: the label list is empty")
     texts = [t.format(name) for t in templates for name in class_names]
-    return tokenize(texts, context_length).reshape(len(templates), len(class_names), -1)
+    tokens = tokenize(texts, context_length)  # [K*C, context_length]
+    longest = int(tokens.argmax(axis=-1).max()) + 1  # the end token has the largest id
+    length = min(context_length, -(-longest // TOKEN_MULTIPLE) * TOKEN_MULTIPLE)
+    return tokens[:, :length].reshape(len(templates), len(class_names), length)
 
 
 def sample_prompt_tokens(keys, table, labels):

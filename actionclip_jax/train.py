@@ -9,6 +9,8 @@ host of a TPU pod slice. What is trained for is the objective's business: the st
 `loss_fn`, the evaluators its `predict_fn`.
 """
 
+import copy
+import dataclasses
 import functools
 import signal
 import time
@@ -22,7 +24,8 @@ import numpy as np
 import optax
 from absl import logging
 
-from actionclip_jax import augment, checkpointing, flops, logs, optim, sharding, workdir_lock
+from actionclip_jax import augment, checkpointing, flops, logs, objectives, optim, sharding
+from actionclip_jax import workdir_lock
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
@@ -162,6 +165,29 @@ def jit_train_step(plan, state_plan, mesh):
     )
 
 
+def model_flops(plan, mesh, state, batch, context, lowered=None) -> float | None:
+    """Model FLOPs per device of one train step (see `actionclip_jax.flops`); nothing compiles.
+
+    `lowered` (the step as the loop lowers it) is counted as it is unless the run's choices would
+    distort XLA's count: remat's recomputation (counted as work), micro-batches (a loop whose
+    body XLA counts once) or cuDNN attention (a library call XLA counts as nothing). Then the
+    same step on the same arguments is traced without them.
+    """
+    config = plan.config
+    m = config.model
+    if lowered is None or m.remat or m.attention_impl == "cudnn" or config.optim.grad_accum > 1:
+        config = copy.deepcopy(config)
+        with config.unlocked():
+            config.model.remat, config.model.attention_impl = False, "xla"
+            config.optim.grad_accum = 1
+        model = actionclip.build(plan.spec, **plan_lib.model_options(config))
+        objective = objectives.make(config, model, plan.class_names)
+        plan = dataclasses.replace(plan, config=config, model=model, objective=objective)
+        step = jit_train_step(plan, plan_train_state(plan, mesh, 1), mesh)
+        lowered = step.lower(state, batch, context)
+    return flops.lowered_flops(lowered, mesh.size)
+
+
 def train_data_kwargs(config, input_size: int) -> dict:
     """Keyword arguments of the training pipeline, from the config (its one source of defaults)."""
     d = config.data
@@ -266,9 +292,10 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             t0 = time.perf_counter()
             batch = pipeline.to_global(next(train_iter), mesh)
             wait += time.perf_counter() - t0
-            if compiled is None:  # compiled once, ahead of time: its cost analysis is free
-                compiled = step_fn.lower(state, batch, context).compile()
-                flops_per_step = flops.compiled_flops(compiled)
+            if compiled is None:  # compiled once, ahead of time; FLOPs counted from the trace
+                lowered = step_fn.lower(state, batch, context)
+                flops_per_step = model_flops(plan, mesh, state, batch, context, lowered)
+                compiled = lowered.compile()
                 window, t_window, wait = [], time.perf_counter(), 0.0
             state, metrics = compiled(state, batch, context)
             window.append(metrics)

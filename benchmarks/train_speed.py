@@ -54,17 +54,23 @@ from actionclip_jax import plan as plan_lib  # noqa: E402
 from actionclip_jax import sharding, train  # noqa: E402
 from configs import demo as demo_config  # noqa: E402
 from configs import k400_b16, k400_b32  # noqa: E402
+from configs import test as test_config  # noqa: E402
 from data_pipeline import labels as label_files  # noqa: E402
 from data_pipeline import pipeline  # noqa: E402
 
 GIB = 2**30
-CASES = {"demo": demo_config, "b32": k400_b32, "b16": k400_b16}
-NAMES = {"demo": "demo (4-layer ViT, 32²)", "b32": "ViT-B/32, 224²", "b16": "ViT-B/16, 224²"}
+CASES = {"tiny": test_config, "demo": demo_config, "b32": k400_b32, "b16": k400_b16}
+NAMES = {
+    "tiny": "tiny (1-layer ViT-64, 32²)",
+    "demo": "demo (4-layer ViT, 32²)",
+    "b32": "ViT-B/32, 224²",
+    "b16": "ViT-B/16, 224²",
+}
 
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="demo,b32,b16", help="comma-separated: demo, b32, b16")
+    p.add_argument("--cases", default="demo,b32,b16", help="comma-separated: tiny, demo, b32, b16")
     p.add_argument("--batch", type=int, default=2, help="batch of the b32 / b16 cases")
     p.add_argument("--demo_batch", type=int, default=32)
     p.add_argument("--dtypes", default="float32,bfloat16", help="compute dtypes of b32 / b16")
@@ -96,7 +102,8 @@ def _parse():
 # ------------------------------------------------------------------------------------ set-up
 
 
-def make_config(case: str, batch: int, dtype: str, frames: int, remat: bool = False):
+def make_config(case: str, batch: int, dtype: str, frames: int, remat: bool = False, **model):
+    """The case's config with random weights; `model` overrides `config.model` fields."""
     config = CASES[case].get_config()
     with config.unlocked():
         config.init.checkpoint = ""  # random weights: the speed does not depend on them
@@ -104,13 +111,15 @@ def make_config(case: str, batch: int, dtype: str, frames: int, remat: bool = Fa
         config.data.num_frames = frames
         config.model.dtype = dtype
         config.model.remat = remat
+        for field, value in model.items():
+            config.model[field] = value
     return config
 
 
 def class_names(case: str) -> list[str]:
-    """Kinetics-400's names, or generic ones for the demo (its 16 templates come from the
-    config: the text table is `[16, C, L]`)."""
-    if case == "demo":
+    """Kinetics-400's names, or generic ones for the demo and tiny models (their 16 templates
+    come from the config: the text table is `[16, C, L]`)."""
+    if case in ("demo", "tiny"):
         return [f"shape {i} moving" for i in range(48)]
     return label_files.read_labels(label_files.resolve_label_file("kinetics400"))
 

@@ -45,6 +45,14 @@ def get_config():
     config.model.head_layers = 6  # blocks of the transf / transf_cls heads, as the original
     config.model.dtype = "bfloat16"  # compute dtype; parameters are always fp32
     config.model.remat = False  # rematerialise transformer blocks (memory for compute)
+    # What a rematerialised block keeps for the backward pass: nothing_saveable (least memory,
+    # the whole block recomputed), dots_with_no_batch_dims_saveable (projection and MLP outputs
+    # kept, attention recomputed) or dots_saveable (attention logits kept too).
+    config.model.remat_policy = "nothing_saveable"
+    # jax.nn.dot_product_attention's implementation in CLIP's towers: "" = JAX's choice (XLA
+    # today), "xla", or "cudnn" (fused flash attention; NVIDIA GPUs with bf16/fp16 only).
+    # Neither this nor the remat fields change parameters: checkpoints run with any of them.
+    config.model.attention_impl = ""
     # video_text: ActionCLIP (video–text matching, KL loss); classifier: the paper's unimodal
     # baseline, the same video encoder with a 1-of-N linear layer over the data.labels classes
     # (on the un-normalised video feature) and cross-entropy; no text tower is built or imported.

@@ -10,6 +10,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import reference
 import reference_actionclip as ref_ac
 from actionclip_jax import CheckpointError, augment, load_actionclip, losses, prompts, scoring
+from actionclip_jax.tokenizer import tokenize
 from actionclip_jax.models.actionclip import ActionCLIP
 from actionclip_jax.models.clip import l2_normalize
 
@@ -235,6 +236,18 @@ def test_kl_loss_hand_computed_with_repeated_labels():
 def test_kl_loss_is_fp32_for_bf16_logits():
     logits = jnp.ones((4, 4), jnp.bfloat16)
     assert losses.kl_loss(logits, jnp.arange(4)).dtype == jnp.float32
+
+
+def test_prompt_tables_end_after_the_longest_prompt_cutting_only_padding():
+    names = ["riding a bike", "archery"]
+    table = prompts.prompt_tokens(names)
+    full = tokenize([t.format(n) for t in prompts.TEMPLATES for n in names]).reshape(16, 2, 77)
+    assert table.shape == (16, 2, prompts.TOKEN_MULTIPLE)
+    np.testing.assert_array_equal(table, full[..., : prompts.TOKEN_MULTIPLE])
+    assert not full[..., prompts.TOKEN_MULTIPLE :].any()
+    # Longer prompts keep a multiple of 16 tokens, at most the context length.
+    assert prompts.prompt_tokens(["x " * 20], ("{}",)).shape == (1, 1, 32)
+    assert prompts.prompt_tokens(["x " * 70], ("{}",)).shape == (1, 1, 77)
 
 
 def test_template_sampling_is_uniform_and_keyed_by_dataset_index():

@@ -1,6 +1,7 @@
 """The Flax CLIP port computes OpenAI's numbers from every checkpoint layout it imports."""
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -8,7 +9,13 @@ import torch
 
 import reference
 from actionclip_jax import load_clip, tokenize
-from actionclip_jax.models.clip import CLIP, temporal_shift
+from actionclip_jax.models.clip import (
+    ATTENTION_IMPLS,
+    CLIP,
+    REMAT_POLICIES,
+    ResidualAttentionBlock,
+    temporal_shift,
+)
 
 FP32_TOL = 1e-4
 BF16_TOL = 2e-2
@@ -116,6 +123,52 @@ def test_encode_jits_and_remat_gives_the_same_features(small_clip_files, small_i
         lambda p: jnp.sum(remat_model.apply({"params": p}, small_images, method="encode_image"))
     )(params)
     assert float(jnp.abs(grads["visual"]["conv1"]["kernel"]).sum()) > 0
+
+
+def test_remat_policies_and_attention_impls_give_the_same_features_and_gradients(
+    small_clip_files, small_images, sample_tokens
+):
+    model, params = load_clip(small_clip_files["state_dict"])
+
+    def loss(m):
+        def f(p):
+            img = m.apply({"params": p}, small_images, method="encode_image")
+            txt = m.apply({"params": p}, sample_tokens, method="encode_text")
+            return jnp.sum(img**2) + jnp.sum(txt**2)
+
+        return jax.jit(jax.value_and_grad(f))(params)
+
+    want_value, want_grads = loss(model)
+    variants = [dict(remat=True, remat_policy=p) for p in REMAT_POLICIES]
+    variants += [dict(attention_impl=a) for a in ATTENTION_IMPLS if a != "cudnn"]  # no GPU here
+    for options in variants:
+        value, grads = loss(model.clone(**options))
+        np.testing.assert_allclose(value, want_value, rtol=1e-5, err_msg=str(options))
+        jax.tree.map(
+            lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6), grads, want_grads
+        )
+
+
+def test_bf16_block_keeps_fp32_weights_and_fp32_softmax_and_layernorm_statistics():
+    block = ResidualAttentionBlock(heads=2, dtype=jnp.bfloat16)
+    x = jnp.ones((2, 5, 64), jnp.bfloat16)
+    params = block.init(jax.random.key(0), x)["params"]
+    assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    jaxpr = jax.make_jaxpr(lambda p, x: block.apply({"params": p}, x))(params, x)
+
+    def eqns(jaxpr):
+        for eqn in jaxpr.eqns:
+            yield eqn
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                yield from eqns(sub)
+
+    found = [e for e in eqns(jaxpr.jaxpr) if e.primitive.name in ("exp", "reduce_sum", "rsqrt")]
+    # The attention softmax (exp, sum), LayerNorm's mean and variance (sums) and its rsqrt.
+    assert {e.primitive.name for e in found} == {"exp", "reduce_sum", "rsqrt"}
+    for e in found:
+        assert all(v.aval.dtype == jnp.float32 for v in e.invars), e
+    # The projections and the MLP compute in bf16: the block's output too.
+    assert jaxpr.out_avals[0].dtype == jnp.bfloat16
 
 
 def test_text_shorter_than_context_gives_the_same_features(small_clip_files, sample_tokens):

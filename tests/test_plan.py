@@ -78,6 +78,8 @@ def test_bad_values_fail_naming_the_field_before_data_is_generated(config, tmp_p
         "data.batch_size": ("data", "batch_size", 12),  # not a multiple of the 8 devices
         "text.templates": ("text", "templates", str(tmp_path / "none.txt")),
         "eval.protocol": ("eval", "protocol", "zero-shot"),
+        "model.remat_policy": ("model", "remat_policy", "everything_saveable"),
+        "model.attention_impl": ("model", "attention_impl", "cudnn"),  # no GPU here
     }
     for field, (section, name, value) in cases.items():
         cfg = copy.deepcopy(config)
@@ -114,6 +116,33 @@ def test_checkpoint_records_the_model_spec_and_what_the_run_scores_with(trained,
     params = h.load_params(workdir, 2)
     state = h.load_item(workdir, 2, "state")
     assert set(params) == {"clip", "fusion"} and set(state) == {"step", "opt_state", "rng"}
+
+
+def _tensorboard_scalars(folder) -> dict:
+    """`{tag: [(step, value), ...]}` of the event files in `folder` (TFRecord framing: length,
+    its CRC, the serialised `Event`, its CRC)."""
+    from tensorboardX.proto import event_pb2  # pylint: disable=import-outside-toplevel
+
+    scalars = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            length = int.from_bytes(data[pos : pos + 8], "little")
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_training_logs_tflops_and_data_wait_and_no_mfu_on_a_cpu(trained):
+    workdir, _ = trained
+    scalars = _tensorboard_scalars(workdir / "tb")
+    flops, wait = scalars["train/tflops_per_device"], scalars["train/data_wait_fraction"]
+    assert [s for s, _ in flops] == [s for s, _ in wait] == [1, 2]  # every log line
+    assert all(v > 0 for _, v in flops)
+    assert all(0 <= v <= 1 for _, v in wait)
+    assert "train/mfu" not in scalars  # a CPU has no peak rate in flops.PEAK_TFLOPS
 
 
 def test_eval_mode_restores_parameters_alone_and_needs_no_init_file(

@@ -23,7 +23,7 @@ import pytest
 import train_helpers as h
 from jax.sharding import Mesh
 
-from actionclip_jax import checkpointing, evaluate, optim, sharding, train
+from actionclip_jax import checkpointing, evaluate, flops, optim, sharding, train
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
@@ -330,6 +330,34 @@ def test_one_step_loss_agrees_on_1_and_8_devices_and_with_rows_permuted(config, 
             np.testing.assert_allclose(
                 b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max(), err_msg=jax.tree_util.keystr(path)
             )
+
+
+def test_model_flops_leave_out_remat_recomputation_and_count_every_micro_batch(setup):
+    mesh, b = setup.mesh, 8
+    rng = np.random.default_rng(0)
+    batch = pipeline.to_global({
+        "video": rng.integers(0, 256, (b, 4, 32, 32, 3), dtype=np.uint8),
+        "label": rng.integers(0, len(setup.names), b).astype(np.int32),
+        "index": np.arange(b), "mask": np.ones(b, bool), "bad": np.zeros(b, np.int32),
+    }, mesh)  # fmt: skip
+    context = jax.device_put({"text_table": setup.table}, sharding.replicated(mesh))
+
+    def counted(section, field, value):
+        config = copy.deepcopy(setup.plan.config)
+        config[section][field] = value
+        plan = plan_lib.model_plan(config, setup.names)
+        state_plan = train.plan_train_state(plan, mesh, STEPS_PER_EPOCH)
+        args = (state_plan.abstract, batch, context)
+        lowered = train.jit_train_step(plan, state_plan, mesh).lower(*args)
+        return flops.lowered_flops(lowered, mesh.size), train.model_flops(plan, mesh, *args,
+                                                                          lowered)  # fmt: skip
+
+    xla, model = counted("model", "remat", False)
+    assert xla == model > 0
+    xla_remat, model_remat = counted("model", "remat", True)
+    assert xla_remat > 1.1 * model and model_remat == model  # recomputation is not model work
+    xla_accum, model_accum = counted("optim", "grad_accum", 2)
+    assert xla_accum < 0.75 * model and model_accum == model  # XLA counts a loop's body once
 
 
 def test_fsdp_puts_about_an_eighth_of_params_and_optimizer_state_on_each_device(basetemp):

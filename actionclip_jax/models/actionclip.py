@@ -57,6 +57,10 @@ class ActionCLIP(nn.Module):
     num_classes: int = 0  # > 0: a linear layer over this many classes (the unimodal baseline)
     remat: bool = False
     dtype: Dtype = jnp.float32
+    # CLIP's transformers only: `clip.REMAT_POLICIES` and `clip.ATTENTION_IMPLS` (the temporal
+    # head computes in fp32, which cuDNN's attention does not take, and is small).
+    remat_policy: str = "nothing_saveable"
+    attention_impl: str = ""
 
     def setup(self):
         if not self.with_text and self.num_classes <= 0:
@@ -72,6 +76,8 @@ class ActionCLIP(nn.Module):
             with_text=self.with_text,
             remat=self.remat,
             dtype=self.dtype,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
         )
         # The original sizes its temporal transformer from the text tower: heads = width / 64.
         heads = self.clip_sizes["transformer_width"] // 64
@@ -123,9 +129,20 @@ class ActionCLIP(nn.Module):
         return logits, {"video": v, "text": t}
 
 
-def build(spec: Mapping, *, dtype: Dtype = jnp.float32, remat: bool = False) -> ActionCLIP:
+def build(
+    spec: Mapping,
+    *,
+    dtype: Dtype = jnp.float32,
+    remat: bool = False,
+    remat_policy: str = "nothing_saveable",
+    attention_impl: str = "",
+) -> ActionCLIP:
     """The model a spec describes (see the module docstring); missing video fields take
-    `VIDEO_DEFAULTS`."""
+    `VIDEO_DEFAULTS`.
+
+    The keyword arguments are how the model computes, not what it is: they change no parameter
+    and are not part of the spec (a checkpoint trained with one runs with any other).
+    """
     video = {**VIDEO_DEFAULTS, **spec.get("video", {})}
     return ActionCLIP(
         clip_sizes=dict(spec["clip"]),
@@ -139,6 +156,8 @@ def build(spec: Mapping, *, dtype: Dtype = jnp.float32, remat: bool = False) -> 
         num_classes=int(spec.get("num_classes", 0)),
         remat=remat,
         dtype=dtype,
+        remat_policy=remat_policy,
+        attention_impl=attention_impl,
     )
 
 

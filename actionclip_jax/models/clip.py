@@ -27,6 +27,14 @@ FRAME_STAGES = ("none", "shift", "joint")
 # and some Hugging Face CLIP checkpoints use the exact (erf) GELU.
 ACTIVATIONS = ("quick_gelu", "gelu")
 
+# `jax.nn.dot_product_attention` implementations: "" lets JAX choose (today always XLA's),
+# "cudnn" is cuDNN's fused flash attention (NVIDIA GPUs, bf16/fp16 inputs only).
+ATTENTION_IMPLS = ("", "xla", "cudnn")
+# What a rematerialised block keeps from its forward pass (`jax.checkpoint_policies`):
+# nothing (recompute the whole block), every matmul output, or the matmuls without batch
+# dimensions (the projections and MLP, not attention's [B, H, L, L] logits).
+REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable")
+
 
 def quick_gelu(x):
     return x * jax.nn.sigmoid(1.702 * x)
@@ -57,6 +65,7 @@ class MultiheadAttention(nn.Module):
     out_init_std: float | None = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_impl: str = ""  # one of ATTENTION_IMPLS
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -75,7 +84,11 @@ class MultiheadAttention(nn.Module):
         q, k, v = jnp.split(
             qkv.reshape(b, l, 3 * self.heads, w // self.heads), 3, axis=2
         )  # [B, L, H, D]
-        out = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)  # [B, L, H, D]
+        # Both implementations take the logits and softmax in fp32 whatever the input dtype
+        # (XLA's: an fp32-accumulating QK^T and an fp32 softmax; cuDNN's: fp32 statistics).
+        out = jax.nn.dot_product_attention(
+            q, k, v, is_causal=self.causal, implementation=self.attention_impl or None
+        )  # [B, L, H, D]
         return nn.Dense(
             w,
             dtype=self.dtype,
@@ -122,6 +135,7 @@ class ResidualAttentionBlock(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     activation: str = "quick_gelu"
+    attention_impl: str = ""
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
@@ -129,8 +143,9 @@ class ResidualAttentionBlock(nn.Module):
         proj_std = w**-0.5 * (2 * self.num_layers) ** -0.5
         y = layer_norm("ln_1", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         x = x + MultiheadAttention(
-            self.heads, self.causal, proj_std, self.dtype, self.param_dtype, name="attn"
-        )(y)
+            self.heads, self.causal, proj_std, self.dtype, self.param_dtype,
+            attention_impl=self.attention_impl, name="attn",
+        )(y)  # fmt: skip
         y = layer_norm("ln_2", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         mlp = MLP(proj_std, self.dtype, self.param_dtype, self.activation, name="mlp")
         return x + mlp(y)
@@ -168,13 +183,21 @@ class Transformer(nn.Module):
     ln_epsilon: float = 1e-5
     shift_frames: int = 0
     remat: bool = False
+    remat_policy: str = "nothing_saveable"  # one of REMAT_POLICIES, used when remat is on
+    attention_impl: str = ""  # one of ATTENTION_IMPLS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     activation: str = "quick_gelu"
 
     @nn.compact
     def __call__(self, x):  # [B, L, W]
-        block = nn.remat(ResidualAttentionBlock) if self.remat else ResidualAttentionBlock
+        block = ResidualAttentionBlock
+        if self.remat:
+            if self.remat_policy not in REMAT_POLICIES:
+                raise ValueError(
+                    f"remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}"
+                )
+            block = nn.remat(block, policy=getattr(jax.checkpoint_policies, self.remat_policy))
         for i in range(self.layers):
             if self.shift_frames:
                 x = temporal_shift(x, self.shift_frames)
@@ -186,6 +209,7 @@ class Transformer(nn.Module):
                 self.dtype,
                 self.param_dtype,
                 self.activation,
+                attention_impl=self.attention_impl,
                 name=f"resblocks_{i}",
             )(x)
         return x
@@ -238,6 +262,8 @@ class VisionTransformer(nn.Module):
     param_dtype: Dtype = jnp.float32
     activation: str = "quick_gelu"
     ln_epsilon: float = 1e-5
+    remat_policy: str = "nothing_saveable"
+    attention_impl: str = ""
 
     @nn.compact
     def __call__(self, images):  # [N, R, R, 3]
@@ -288,6 +314,8 @@ class VisionTransformer(nn.Module):
             ln_epsilon=self.ln_epsilon,
             shift_frames=shift,
             remat=self.remat,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             activation=self.activation,
@@ -326,6 +354,9 @@ class CLIP(nn.Module):
     remat: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    # Speed options of both towers' transformers (they change no parameter).
+    remat_policy: str = "nothing_saveable"
+    attention_impl: str = ""
 
     def setup(self):
         if self.activation not in ACTIVATIONS:
@@ -344,6 +375,8 @@ class CLIP(nn.Module):
             self.param_dtype,
             activation=self.activation,
             ln_epsilon=self.ln_epsilon,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
         )
         if not self.with_text:
             return
@@ -367,6 +400,8 @@ class CLIP(nn.Module):
             causal=True,
             ln_epsilon=self.ln_epsilon,
             remat=self.remat,
+            remat_policy=self.remat_policy,
+            attention_impl=self.attention_impl,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             activation=self.activation,
