@@ -750,6 +750,11 @@ def header(report: dict) -> str:
 
 
 def main(argv=None) -> dict:
+    # The GPU XLA flags training applies (on a GPU only), before any backend starts; the cases'
+    # child processes inherit them.
+    from actionclip_jax import devices  # pylint: disable=import-outside-toplevel
+
+    devices.configure_xla_flags()
     options, child = parse_options(argv)
     if child is not None:
         print(RESULT_TAG + json.dumps(run_case(json.loads(child))), flush=True)
