@@ -434,13 +434,17 @@ def _join_write_threads(timeout_secs: float = 300.0):
 
     When one write of a save fails, orbax reports the save as failed while its other writers
     may still run; at interpreter exit they would fail to schedule work and print tracebacks
-    after the run's error message.
+    after the run's error message. orbax's threads re-raise their failure from `join`; that
+    failure is the save's, which `_finish_save` has already turned into a CheckpointSaveError.
     """
     for thread in threading.enumerate():
         if thread is threading.current_thread() or not thread.is_alive():
             continue
         if type(thread).__module__.startswith("orbax.") and not thread.daemon:
-            thread.join(timeout_secs)
+            try:
+                thread.join(timeout_secs)
+            except Exception as err:  # pylint: disable=broad-exception-caught
+                logging.info("an orbax writer thread ended with: %s", _root_cause(err))
 
 
 def _root_cause(err: BaseException) -> BaseException:

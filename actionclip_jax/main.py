@@ -11,6 +11,7 @@ test like any library (and run from Colab). Both turn the config into a run plan
 every host: `jax.distributed.initialize()` finds the others.
 """
 
+import os
 import sys
 
 import jax
@@ -58,7 +59,14 @@ def main(argv):
         run(config, _WORKDIR.value)
     except USER_ERRORS as err:
         logging.error("%s: %s", type(err).__name__, err)
-        sys.exit(f"actionclip_jax: error: {err}")
+        # The run's own cleanup has finished (every `finally` in train/evaluate ran). Leave without
+        # the interpreter's teardown: after a failed save, orbax's event loop would log the same
+        # failure again from each abandoned write, burying this line under pages of tracebacks.
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.write(f"actionclip_jax: error: {err}\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 if __name__ == "__main__":

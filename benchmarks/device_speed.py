@@ -52,6 +52,7 @@ import argparse
 import collections
 import dataclasses
 import json
+import logging as std_logging
 import os
 import platform
 import signal
@@ -495,12 +496,23 @@ def run_data(case: dict) -> dict:
     from absl import flags  # pylint: disable=import-outside-toplevel
     from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
 
+    flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags
+    # TFDS logs each data set it opens. The level is put back as it was (often unset, which
+    # get_verbosity cannot say): --tiny runs inside its caller's process.
+    absl_logger = absl_logging.get_absl_logger()
+    level = absl_logger.level
+    absl_logger.setLevel(std_logging.WARNING)
+    try:
+        return _measure_data(case)
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _measure_data(case: dict) -> dict:
     from actionclip_jax import train  # pylint: disable=import-outside-toplevel
     from benchmarks import train_speed  # pylint: disable=import-outside-toplevel
     from data_pipeline import pipeline  # pylint: disable=import-outside-toplevel
 
-    flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags
-    absl_logging.set_verbosity(absl_logging.WARNING)  # TFDS logs each data set it opens
     workers = case["data_workers"]
     workers = os.cpu_count() if workers == 0 else max(0, workers)
     config = train_speed.CASES[case["model"]].get_config()
@@ -526,10 +538,8 @@ def run_data(case: dict) -> dict:
         while time.perf_counter() - t0 < case["data_seconds"] or clips < 2 * case["data_batch"]:
             clips += len(next(iterator)["label"])
         rate = clips / (time.perf_counter() - t0)
-    finally:  # frees the workers' shared memory (data_pipeline.pipeline's docstring)
+    finally:  # stops the worker and decoder processes at once
         iterator.close()
-        iterator = None
-        pipeline.release_shared_memory()
     return dict(
         videos_per_s=rate,
         workers=workers,

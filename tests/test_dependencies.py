@@ -21,10 +21,18 @@ PACKAGES = ("actionclip_jax", "data_pipeline")
 # Top-level modules of this repository (configs/ is imported by path, not installed).
 LOCAL = {"actionclip_jax", "data_pipeline", "configs"}
 
-# Imports that need not be runtime dependencies, and why.
+# Imports that need not be runtime dependencies: `{module: (distribution an extra installs, why)}`.
 OPTIONAL = {
-    "torch": "only to read PyTorch .pt files (weights.py imports it inside the reader, with an "
-    "error that says `pip install -e '.[torch]'`); converted directories load without it",
+    "torch": (
+        "torch",
+        "only to read PyTorch .pt files (weights.py imports it inside the reader, with an "
+        "error that says `pip install -e '.[torch]'`); converted directories load without it",
+    ),
+    "google": (
+        "google-cloud-storage",
+        "only for a gs:// workdir's lock (workdir_lock.py imports it there, with an error that "
+        "says `pip install 'actionclip_jax[tpu]'`); local workdirs lock with flock",
+    ),
 }
 
 # Import names whose distribution is named differently, for modules that are not installed in
@@ -142,8 +150,8 @@ def test_every_optional_import_is_in_an_extra():
     extras = {
         requirement_name(r) for reqs in project()["optional-dependencies"].values() for r in reqs
     }
-    for module in OPTIONAL:
-        assert normalize(module) in extras, f"{module} is optional but no extra installs it"
+    for module, (distribution, _) in OPTIONAL.items():
+        assert normalize(distribution) in extras, f"{module} is optional but no extra installs it"
 
 
 # The checker itself, on made-up modules: it must be able to fail.
