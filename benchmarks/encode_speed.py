@@ -116,7 +116,7 @@ def bench_video(t):
     params = jax.jit(model.init)(jax.random.key(0), video, jnp.zeros((1, 77), jnp.int32))
     encode = jax.jit(lambda p, v: model.apply(p, v, method=model.encode_video))
     x = jnp.asarray(video)
-    jax_s = median_time(lambda: encode(params, x).block_until_ready(), ARGS.repeats)
+    jax_s = median_time(lambda p=params: encode(p, x).block_until_ready(), ARGS.repeats)
     del params
     ref = torch_reference()
     if ref is None:
