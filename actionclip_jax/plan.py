@@ -9,8 +9,11 @@
 3. class names are read, the objective is picked by name (`actionclip_jax.objectives`), data
    sources are opened and prompt tables built, once per list;
 4. the model is built, once, from the spec of the run's own checkpoint when the workdir has one
-   (resuming: `init.checkpoint` is then not read at all), else from `init.checkpoint`'s sizes (its
-   weights kept in `pretrained`), else from `model.clip`.
+   (resuming: `init.checkpoint` is then not read for the model), else from `init.checkpoint`'s
+   sizes (its weights kept in `pretrained`), else from `model.clip`;
+5. θ₀, the original CLIP weights, are loaded (`reference`) when the objective reads them
+   (Open-VCLIP's weight interpolation) or the evaluated weights are interpolated with them
+   (`weight_space.interpolate`): from `init.clip`, else `init.checkpoint`, also when resuming.
 
 The training loop (`train.py`) and evaluation-only runs (`evaluate.py`) consume the plan; neither
 reads the config's data or model sections themselves.
@@ -32,7 +35,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from actionclip_jax import checkpointing, objectives, prompts, weights
+from actionclip_jax import augment, checkpointing, objectives, prompts, scoring, weights
 from actionclip_jax.evals import protocols
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import FRAME_STAGES
@@ -51,7 +54,9 @@ _VIDEO_FIELDS = {
     "position_rows": "model.position_rows",
     "conv1d_original": "model.conv1d_original",
     "head_layers": "model.head_layers",
+    "pixel_norm": "data.pixel_norm",
 }
+EVAL_SAMPLINGS = ("segments", "window")
 
 
 class ConfigError(ValueError):
@@ -100,6 +105,9 @@ class RunPlan:
     protocol: tuple[EvalTask, ...]  # the configured protocol's passes
     resume_step: int | None  # the run's newest readable checkpoint, if any
     pretrained: Mapping | None  # init.checkpoint's weights (host), when a new run starts there
+    # θ₀ (the `clip` subtree, host) when the objective or weight_space.interpolate needs it; None
+    # there means the run's own random initial weights (no init.clip or init.checkpoint).
+    reference: Mapping | None = None
 
     @property
     def final_tasks(self) -> tuple[EvalTask, ...]:
@@ -125,7 +133,12 @@ def check_values(config) -> None:
         "model.frame_stage": (m.frame_stage, FRAME_STAGES),
         "model.dtype": (m.dtype, tuple(DTYPES)),
         "eval.protocol": (e.protocol, protocols.PROTOCOLS),
+        "eval.view_reduce": (e.view_reduce, scoring.VIEW_REDUCTIONS),
         "data.num_crops": (d.num_crops, (1, 3)),
+        "data.pixel_norm": (d.pixel_norm, tuple(augment.PIXEL_NORMS)),
+        "data.eval_sampling": (d.eval_sampling, EVAL_SAMPLINGS),
+        "text.classifier": (config.text.classifier, ("trained", "frozen")),
+        "text.class_names": (config.text.class_names, prompts.CLASS_NAME_STYLES),
     }
     for field, (value, allowed) in choices.items():
         if value not in allowed:
@@ -146,6 +159,12 @@ def check_values(config) -> None:
             _fail(field, f"must be at least 1, got {value!r}")
     if d.workers < 0:
         _fail("data.workers", f"must be >= 0, got {d.workers}")
+    if d.eval_stride < 1:
+        _fail("data.eval_stride", f"must be at least 1, got {d.eval_stride}")
+    if d.eval_scale_size < 0:
+        _fail("data.eval_scale_size", f"must be >= 0 (0: input size × 256/224), got "
+              f"{d.eval_scale_size}")  # fmt: skip
+    _check_loss_and_weight_space(config)
     n_dev = jax.device_count()
     for field, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size",
                                                            d.eval_batch_size)):  # fmt: skip
@@ -163,6 +182,37 @@ def check_values(config) -> None:
         prompts.resolve_templates(config.text.templates)
     except (FileNotFoundError, ValueError) as err:
         _fail("text.templates", str(err))
+
+
+def _check_loss_and_weight_space(config) -> None:
+    lo = config.loss
+    if not 0.0 <= lo.label_smoothing < 1.0:
+        _fail("loss.label_smoothing", f"must be in [0, 1), got {lo.label_smoothing}")
+    for field in ("mixup_alpha", "cutmix_alpha"):
+        if lo[field] < 0:
+            _fail(f"loss.{field}", f"must be >= 0 (0: off), got {lo[field]}")
+    if not 0.0 <= lo.mix_switch_prob <= 1.0:
+        _fail("loss.mix_switch_prob", f"must be in [0, 1], got {lo.mix_switch_prob}")
+    alpha = tuple(lo.interpolation_alpha)
+    if len(alpha) != 2 or not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
+        _fail("loss.interpolation_alpha", f"must be (low, high), 0 <= low <= high <= 1: {alpha}")
+    if lo.interpolation_weight < 0:
+        _fail("loss.interpolation_weight", f"must be >= 0, got {lo.interpolation_weight}")
+    ws = config.weight_space
+    if not 0.0 <= ws.interpolate <= 1.0:
+        _fail("weight_space.interpolate", f"r must be in [0, 1] (0: off), got {ws.interpolate}")
+    epochs = tuple(ws.average_epochs)
+    if epochs and (len(epochs) != 2 or not 1 <= epochs[0] <= epochs[1]):
+        _fail(
+            "weight_space.average_epochs",
+            f"must be () or (first, last) with 1 <= first <= last, got {epochs}",
+        )
+    if epochs and config.mode == "train" and not config.checkpoint.keep_epochs:
+        _fail(
+            "checkpoint.keep_epochs",
+            "weight_space.average_epochs averages the run's epoch checkpoints: set "
+            "checkpoint.keep_epochs=True so that they are saved and kept",
+        )
 
 
 # ------------------------------------------------------------------------------------- data
@@ -302,7 +352,9 @@ def _check_resumed_spec(config, saved: Mapping, fields: Mapping, workdir: str) -
 def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
     """`(clip sizes, params)` of `init.checkpoint`, reduced to what the model will have."""
     path = config.init.checkpoint
-    model, params = weights.load_actionclip(path, config.data.num_frames)
+    model, params = weights.load_actionclip(
+        path, config.data.num_frames, clip_source=config.init.clip or None
+    )
     if not config.init.load_head or model.head != config.model.head:
         if config.init.load_head and "fusion" in params:
             logging.warning(
@@ -405,6 +457,10 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
     model = actionclip.build(spec, dtype=DTYPES[config.model.dtype], remat=config.model.remat)
     objective = objectives.make(config, model, class_names)
 
+    reference = None
+    if objective.needs_reference or config.weight_space.interpolate > 0:
+        reference = load_reference(config, model, pretrained, evaluates_init=resume is None)
+
     if not objective.scores_unseen_classes and config.eval.protocol in ("zero_shot", "base2novel"):
         _fail(
             "eval.protocol",
@@ -476,7 +532,64 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
         protocol=tuple(protocol),
         resume_step=resume_step,
         pretrained=pretrained,
+        reference=reference,
     )
+
+
+_CLIP_HINT = (
+    "Give the original CLIP weights (an OpenAI CLIP .pt or a converted directory) as "
+    "--config.init.clip=FILE."
+)
+
+
+def fit_reference(params, model, source: str):
+    """θ₀'s `clip` tree reduced to the model's `clip` parameters; a missing one or a shape that
+    differs is a `CheckpointError` naming `source`."""
+    want = flax.traverse_util.flatten_dict(actionclip.abstract_params(model)["clip"], sep="/")
+    have = flax.traverse_util.flatten_dict(params, sep="/")
+    missing = sorted(k for k in want if k not in have)
+    if missing:
+        raise weights.CheckpointError(
+            f"{source} lacks the CLIP parameters {missing[:5]} of the model: it cannot be θ₀ "
+            f"(the original CLIP weights). {_CLIP_HINT}"
+        )
+    for k, leaf in want.items():
+        if tuple(have[k].shape) != tuple(leaf.shape):
+            raise weights.CheckpointError(
+                f"{source}: clip/{k} has shape {tuple(have[k].shape)}, the model's is "
+                f"{tuple(leaf.shape)}: not the CLIP this model was made from. {_CLIP_HINT}"
+            )
+    return flax.traverse_util.unflatten_dict(
+        {k: np.asarray(have[k], np.float32) for k in want}, sep="/"
+    )
+
+
+def load_reference(config, model, pretrained=None, evaluates_init: bool = False):
+    """θ₀, the original CLIP weights (host `clip` tree): `init.clip`, else `init.checkpoint`.
+
+    None when neither is set: θ₀ is then the run's own random initial weights. `pretrained`
+    (init.checkpoint's weights, already read) is reused rather than read twice.
+    `evaluates_init`: the weights to score are init.checkpoint's (no run checkpoint), so θ₀
+    cannot also come from it.
+    """
+    if config.init.clip:
+        field, path = "init.clip", config.init.clip
+    else:
+        field, path = "init.checkpoint", config.init.checkpoint
+        if path and evaluates_init and config.mode == "eval":
+            _fail(
+                "init.clip",
+                "weight_space.interpolate mixes the evaluated weights (init.checkpoint) with the "
+                "original CLIP weights, which must come from elsewhere. " + _CLIP_HINT,
+            )
+    if not path:
+        return None
+    if field == "init.checkpoint" and pretrained is not None:
+        params = pretrained["clip"]
+    else:
+        _check_exists(field, path, _CLIP_HINT)
+        _, params = weights.load_clip(path, clip_source=config.init.clip or None)
+    return fit_reference(params, model, f"{field} ({path})")
 
 
 def run_info(plan: RunPlan) -> dict:
@@ -530,6 +643,12 @@ def check_nothing_random(plan: RunPlan) -> None:
             "model.head=meanP, model.frame_stage=none), or evaluate the --workdir of a run that "
             "trained it",
         )
+
+
+def init_key(config):
+    """The key of a run's random initial parameters (the first half of the seed's split; the
+    second seeds the train state's own stream)."""
+    return jax.random.split(jax.random.key(config.seed))[0]
 
 
 def initial_params(plan: RunPlan, rng, shardings):

@@ -5,9 +5,13 @@ r"""Ranks free-text labels for one video.
   python -m actionclip_jax.predict --checkpoint=DIR --video=clip.mp4 --labels_file=kinetics400
 
 The checkpoint may be an OpenAI CLIP `.pt` (frame averaging, `meanP`), an ActionCLIP training
-checkpoint or a converted directory. Frames follow the test protocol: T segment centres, the short
-side resized to 256/224 of the input size (bicubic), centre crop; each label is scored under the
-16 prompt templates (softmax per template, then the mean).
+checkpoint, a ViFi-CLIP or Open-VCLIP checkpoint (ViFi-CLIP's with `--clip=ViT-B-16.pt`, the
+token embedding its files leave out) or a converted directory. Frames follow the test protocol: T
+segment centres, the short side resized to 256/224 of the input size (bicubic), centre crop,
+normalised as the weights expect. ActionCLIP scores each label under its 16 prompt templates
+(softmax per template, then the mean); a recipe's checkpoint is scored as the recipe scores
+(ViFi-CLIP: its one template; Open-VCLIP: the 28-template ensemble classifier), softmax over the
+labels.
 """
 
 import json
@@ -18,8 +22,8 @@ import numpy as np
 from absl import app, flags
 from etils import epath
 
-from actionclip_jax import augment, prompts, scoring
-from actionclip_jax.objectives import video_text
+from actionclip_jax import augment, importers, prompts, scoring
+from actionclip_jax.objectives import class_texts, video_text
 from actionclip_jax.weights import load_actionclip
 from data_pipeline import labels as label_files
 from data_pipeline import sampling, transforms, video as video_io
@@ -35,6 +39,9 @@ _NUM_FRAMES = flags.DEFINE_integer(
 )
 _TOP = flags.DEFINE_integer("top", 0, "Print only the best N labels (0: all).")
 _JSON = flags.DEFINE_string("json", None, "Also write the ranking to this JSON file.")
+_CLIP = flags.DEFINE_string(
+    "clip", None, "OpenAI CLIP file: the token embedding that ViFi-CLIP checkpoints leave out."
+)
 
 
 def parse_label_list(text: str) -> list[str]:
@@ -50,10 +57,25 @@ def test_frames(path, num_frames: int, input_size: int) -> np.ndarray:
     return transforms.center_crop(frames, input_size)
 
 
-def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATES):
-    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8, scored as evaluation does."""
-    objective = video_text.bundle(model, templates)
-    video = augment.preprocess_uint8(frames_uint8[None]).astype(model.dtype)  # [1, T, S, S, 3]
+def scorer(model, kind: str = "", templates=prompts.TEMPLATES):
+    """The objective that scores labels for a checkpoint of `kind` (`load_actionclip`'s info):
+    a recipe's (`importers.RECIPES`), else ActionCLIP's with `templates`."""
+    recipe = importers.RECIPES.get(kind)
+    if recipe is None:
+        return video_text.bundle(model, templates)
+    return class_texts.bundle(
+        model,
+        templates=prompts.resolve_templates(recipe["templates"]),
+        name_style=recipe["class_names"],
+    )
+
+
+def predict(model, params, frames_uint8, class_names, templates=prompts.TEMPLATES, kind=""):
+    """Class probabilities `[C]` for one clip `[T, S, S, 3]` uint8, scored as evaluation does
+    (`kind`: the checkpoint's, see `scorer`)."""
+    objective = scorer(model, kind, templates)
+    video = augment.preprocess_uint8(frames_uint8[None], model.pixel_norm)  # [1, T, S, S, 3]
+    video = video.astype(model.dtype)
     text = objective.classes_fn(params, objective.class_info(class_names))  # [K, C, E]
     logits = jax.jit(objective.predict_fn)(params, video, text)  # [1, K, C]
     return np.asarray(scoring.view_scores(logits[:, None]))[0]  # one view
@@ -83,14 +105,18 @@ def main(argv):
         raise app.UsageError(f"video not found: {_VIDEO.value}")
 
     try:
-        model, params = load_actionclip(_CHECKPOINT.value, num_frames=_NUM_FRAMES.value)
+        model, params, info = load_actionclip(
+            _CHECKPOINT.value, num_frames=_NUM_FRAMES.value, clip_source=_CLIP.value,
+            return_info=True,
+        )  # fmt: skip
         frames = test_frames(_VIDEO.value, model.num_frames, model.clip_sizes["image_resolution"])
     except (OSError, ValueError) as e:  # missing files, bad checkpoints, undecodable videos
         sys.exit(f"predict: error: {e}")
-    ranking = rank(names, predict(model, params, frames, names))
+    ranking = rank(names, predict(model, params, frames, names, kind=info["kind"]))
     shown = ranking[: _TOP.value] if _TOP.value else ranking
     width = max(len(r["label"]) for r in shown)
-    print(f"{_VIDEO.value}: {model.head} head, {model.num_frames} frames")
+    source = f"{info['recipe']} checkpoint, " if info["recipe"] else ""
+    print(f"{_VIDEO.value}: {source}{model.head} head, {model.num_frames} frames")
     for i, r in enumerate(shown, 1):
         print(f"{i:>4}. {r['label']:<{width}}  {r['probability']:.4f}")
     if _JSON.value:

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from actionclip_jax import augment, checkpointing, flops, logs, optim, sharding
+from actionclip_jax import augment, checkpointing, flops, logs, optim, sharding, weight_space
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
@@ -57,6 +57,7 @@ def train_step(state: TrainState, batch, context, *, objective, tx, data_cfg, dt
         p_gray=data_cfg.p_gray,
         per_frame_jitter=data_cfg.jitter_per_frame,
         dtype=dtype,
+        pixel_norm=data_cfg.pixel_norm,
     )
     inputs = {
         "video": video,
@@ -110,10 +111,14 @@ def plan_train_state(plan, mesh, steps_per_epoch: int):
     function `make_state(params)` → `TrainState`.
     """
     config = plan.config
-    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
+    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))  # as plan_lib.init_key
     abstract_params = actionclip.abstract_params(plan.model)
     tx, schedules = optim.make_optimizer(
-        config.optim, abstract_params, steps_per_epoch, plan.objective.param_groups
+        config.optim,
+        abstract_params,
+        steps_per_epoch,
+        plan.objective.param_groups,
+        plan.objective.frozen,
     )
 
     def make_state(params):
@@ -144,8 +149,29 @@ def initial_state(plan, state_plan) -> TrainState:
     return jax.jit(state_plan.make_state, out_shardings=state_plan.shardings)(params)
 
 
-def jit_train_step(plan, state_plan, mesh):
-    """`train_step` bound to the run and jitted as the loop runs it (state donated)."""
+def train_context(plan, state_plan, mesh, params):
+    """`(context, shardings)`: the device arrays the objective's loss reads.
+
+    The objective's host arrays (replicated); θ₀ as `reference` when the objective reads it
+    (sharded like the parameters' `clip` subtree, no optimiser state); then the objective's
+    `prepare_context` with the run's current `params` (e.g. a frozen classifier, encoded once).
+    """
+    context = dict(plan.objective.train_context(plan.class_names))
+    replicated = sharding.replicated(mesh)
+    if plan.objective.needs_reference:
+        context["reference"] = weight_space.reference_params(plan, state_plan.shardings.params)
+    context = plan.objective.prepare_context(context, params)
+    shardings = {
+        k: state_plan.shardings.params["clip"] if k == "reference" else replicated
+        for k in context
+    }
+    return jax.device_put(context, shardings), shardings
+
+
+def jit_train_step(plan, state_plan, mesh, context_shardings=None):
+    """`train_step` bound to the run and jitted as the loop runs it (state donated).
+
+    `context_shardings`: from `train_context` (default: a replicated context)."""
     config = plan.config
     return jax.jit(
         functools.partial(
@@ -156,7 +182,11 @@ def jit_train_step(plan, state_plan, mesh):
             dtype=plan.model.dtype,
             grad_accum=config.optim.grad_accum,
         ),
-        in_shardings=(state_plan.shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
+        in_shardings=(
+            state_plan.shardings,
+            sharding.batch_sharding(mesh),
+            sharding.replicated(mesh) if context_shardings is None else context_shardings,
+        ),
         out_shardings=(state_plan.shardings, sharding.replicated(mesh)),
         donate_argnums=(0,),
     )
@@ -214,9 +244,6 @@ def train_and_evaluate(config, workdir) -> dict:
     # A resumed run is restored below: only shapes are needed.
     state = initial_state(plan, state_plan) if plan.resume_step is None else state_plan.abstract
     logs.log_parameter_overview(state_plan.abstract.params)
-    context = jax.device_put(
-        plan.objective.train_context(plan.class_names), sharding.replicated(mesh)
-    )
     kwargs = train_data_kwargs(config, plan.model.clip_sizes["image_resolution"])
 
     def make_iterator(epoch: int = 0):
@@ -228,11 +255,14 @@ def train_and_evaluate(config, workdir) -> dict:
             **kwargs,
         )
 
-    ckpt = checkpointing.Checkpointer(workdir, config, plan.spec, plan_lib.run_info(plan))
+    ckpt = checkpointing.Checkpointer(
+        workdir, config, plan.spec, plan_lib.run_info(plan), steps_per_epoch
+    )
     state, start_step, train_iter, counters = ckpt.restore_or_keep(
         plan.resume_step, state, state_plan.shardings, make_iterator, steps_per_epoch
     )
-    step_fn = jit_train_step(plan, state_plan, mesh)
+    context, context_shardings = train_context(plan, state_plan, mesh, state.params)
+    step_fn = jit_train_step(plan, state_plan, mesh, context_shardings)
     writer = logs.MetricWriter(workdir)
     progress = logs.ProgressReport(total_steps, start_step)
     preemption = _Preemption()
@@ -278,13 +308,26 @@ def train_and_evaluate(config, workdir) -> dict:
                 per = passes.evaluate(plan, [val], state.params, done, writer, workdir)
                 results = per[""]
                 if done == total_steps and final:
-                    per = passes.evaluate(plan, final, state.params, done, writer, workdir)
+                    if tuple(config.weight_space.average_epochs):
+                        ckpt.wait()  # the epoch checkpoints it averages are saved asynchronously
+                    scored = weight_space.evaluation_params(
+                        plan, state.params, state_plan.shardings.params, done, steps_per_epoch
+                    )
+                    per = passes.evaluate(plan, final, scored, done, writer, workdir,
+                                          weights=weight_space.describe(config))  # fmt: skip
+                    scored = None
                     if plan.heldout is not None:
                         results["heldout"] = per.pop("heldout")
                     if per:  # the protocol's own passes
-                        results["protocol"] = passes.summarize(plan, per, workdir)
+                        results["protocol"] = passes.summarize(
+                            plan, per, workdir, weight_space.describe(config)
+                        )
                 ckpt.save(done, state, train_iter, metrics=results, counters=counters())
-            elif done % config.checkpoint.every_steps == 0 or preemption.requested:
+            elif (
+                done % config.checkpoint.every_steps == 0
+                or preemption.requested
+                or (epoch_end and config.checkpoint.keep_epochs)
+            ):
                 ckpt.save(done, state, train_iter, counters=counters())
             if preemption.requested:
                 break

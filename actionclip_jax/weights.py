@@ -5,7 +5,8 @@ Sources:
 - plain PyTorch state-dict `.pt` files;
 - ActionCLIP training checkpoints `{'epoch', 'model_state_dict', 'fusion_model_state_dict', ...}`;
 - directories written by `python -m actionclip_jax.convert` (orbax + a JSON of the model's sizes),
-  which load without PyTorch.
+  which load without PyTorch;
+- the released checkpoints of ViFi-CLIP and Open-VCLIP (`actionclip_jax.importers`).
 
 Every size is read off the checkpoint. Import is strict: every tensor lands in exactly one parameter
 and every parameter is set; fp16 tensors are widened to fp32 exactly, never rounded.
@@ -121,14 +122,34 @@ def _as_state_dict(obj, path, what) -> dict[str, np.ndarray]:
     return out
 
 
-def read_checkpoint(path) -> dict[str, Any]:
+def read_checkpoint(path, clip_source=None) -> dict[str, Any]:
     """Reads any supported `.pt` file.
 
+    `clip_source`: the OpenAI CLIP file that a ViFi-CLIP checkpoint takes its token embedding from.
+
     Returns:
-      `{'clip': state dict, 'fusion': state dict or None, 'kind': 'clip' | 'actionclip'}` with numpy
-      float32 tensors and the keys as stored.
+      `{'clip': state dict, 'fusion': state dict or None, 'kind': 'clip' | 'actionclip' | a
+      recipe of `importers.RECIPES`}` with numpy float32 tensors and the keys as stored (a
+      recipe's keys mapped to OpenAI's; it adds `video`, the model it describes, `recipe` and
+      `dropped`).
     """
-    obj = read_torch_file(path)
+    from actionclip_jax import importers  # pylint: disable=import-outside-toplevel
+
+    try:
+        obj = read_torch_file(path)
+    except CheckpointError as err:  # ViFi-CLIP's files pickle their yacs config beside weights
+        if not str(err).startswith("refusing to load"):
+            raise
+        obj = importers.read_restricted(path, err)
+    recipe = importers.detect(obj)
+    if recipe is not None:
+        clip_table = lambda: (  # noqa: E731
+            load_clip(clip_source)[1]["token_embedding"]["embedding"] if clip_source else None
+        )
+        try:
+            return importers.read(obj, path, recipe, clip_table)
+        except importers.RecipeError as err:
+            raise CheckpointError(str(err)) from err
     if isinstance(obj, Mapping) and "model_state_dict" in obj:
         fusion = obj.get("fusion_model_state_dict")
         return {
@@ -394,9 +415,9 @@ def actionclip_params_from_checkpoint(ckpt, num_frames, source="checkpoint", **o
     """Returns `(sizes, video config, params)` of the ActionCLIP model in a read checkpoint."""
     clip_sd = ckpt["clip"]
     fusion_sd = strip_data_parallel(ckpt["fusion"] or {})
-    video = resolve_video_config(
-        infer_video_config(clip_sd, fusion_sd, source), num_frames, source, **overrides
-    )
+    # A recipe's file says what its keys cannot (neighbour attention, pooling, pixels).
+    inferred = {**infer_video_config(clip_sd, fusion_sd, source), **ckpt.get("video", {})}
+    video = resolve_video_config(inferred, num_frames, source, **overrides)
     if video["head"] != "transf":
         # The original creates this table for every head but only Transf reads it.
         fusion_sd.pop("frame_position_embeddings.weight", None)
@@ -482,8 +503,9 @@ def _fixes_num_frames(video) -> bool:
     return video["frame_stage"] == "joint" or video["head"] == "transf_cls"
 
 
-def load_clip(path, dtype=jnp.float32, remat: bool = False):
-    """Loads CLIP from an OpenAI `.pt`, a state dict, an ActionCLIP checkpoint or a converted dir.
+def load_clip(path, dtype=jnp.float32, remat: bool = False, clip_source=None):
+    """Loads CLIP from an OpenAI `.pt`, a state dict, an ActionCLIP checkpoint, a recipe's
+    checkpoint (`clip_source`: see `read_checkpoint`) or a converted dir.
 
     Returns:
       `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
@@ -494,7 +516,7 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False):
         if video["frame_stage"] == "joint":
             raise CheckpointError(f"{path} holds a joint ActionCLIP model; use load_actionclip")
         return CLIP(**sizes, dtype=dtype, remat=remat), params["clip"]
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, clip_source)
     clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
     sizes, params = clip_params_from_state_dict(clip_sd, source=str(path))
     return CLIP(**sizes, dtype=dtype, remat=remat), params
@@ -508,38 +530,49 @@ def load_actionclip(
     conv1d_original: bool | None = None,
     dtype=jnp.float32,
     remat: bool = False,
+    clip_source=None,
+    return_info: bool = False,
 ):
     """Loads the ActionCLIP video model from any supported checkpoint.
 
     The frame stage and the temporal head are read off the checkpoint's keys (an OpenAI CLIP file
-    gives `meanP`); the arguments override them. `num_frames` defaults to 8, or to what the
-    checkpoint fixes (joint, transf_cls).
+    gives `meanP`) or its recipe (ViFi-CLIP, Open-VCLIP); the arguments override them.
+    `num_frames` defaults to 8, or to what the checkpoint fixes (joint, transf_cls).
+    `clip_source`: the OpenAI CLIP file a ViFi-CLIP checkpoint takes its token embedding from.
 
     Returns:
-      `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`.
+      `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`;
+      with `return_info`, also `{'kind': ..., 'recipe': ...}`, what the file is (`kind`:
+      'clip', 'actionclip' or a recipe of `importers.RECIPES`; `recipe`: its name).
     """
     if is_converted(path):
         sizes, video, params = _load_converted_actionclip(path, num_frames)
+        meta = read_converted_meta(path)
+        info = {"kind": meta.get("source_kind", "converted"), "recipe": meta.get("recipe", "")}
     else:
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, clip_source)
         inferred = infer_video_config(
             ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}), str(path)
         )
         t = num_frames or inferred["num_frames"] or 8
         overrides = dict(frame_stage=frame_stage, head=head, conv1d_original=conv1d_original)
         sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(path), **overrides)
-    return build_actionclip(sizes, video, dtype=dtype, remat=remat), params
+        info = {"kind": ckpt["kind"], "recipe": ckpt.get("recipe", "")}
+    model = build_actionclip(sizes, video, dtype=dtype, remat=remat)
+    return (model, params, info) if return_info else (model, params)
 
 
-def convert(checkpoint, output, overwrite: bool = False) -> dict:
+def convert(checkpoint, output, overwrite: bool = False, clip_source=None) -> dict:
     """Reads a `.pt` checkpoint and writes it as a converted directory; returns the metadata.
 
-    Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys.
+    Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys; a
+    recipe's checkpoint keeps its model (`video`) and the recipe's name (`recipe`).
     """
-    ckpt = read_checkpoint(checkpoint)
+    ckpt = read_checkpoint(checkpoint, clip_source)
     inferred = infer_video_config(ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}))
     t = inferred["num_frames"] or 8
     sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(checkpoint))
-    meta = {"clip": sizes, "video": video, "source": str(checkpoint), "source_kind": ckpt["kind"]}
+    meta = {"clip": sizes, "video": video, "source": str(checkpoint), "source_kind": ckpt["kind"],
+            "recipe": ckpt.get("recipe", "")}  # fmt: skip
     save_converted(output, meta, params, overwrite=overwrite)
     return meta

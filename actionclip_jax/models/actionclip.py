@@ -1,10 +1,14 @@
 """The ActionCLIP video–text model: CLIP + a visual prompt, scored against prompted label text.
 
 The visual prompt is two independent choices:
-- the frame stage, inside the ViT: `none`, `shift` (temporal token shift in every block) or
-  `joint` (time embedding + one space-time sequence per video);
-- the temporal head over frame features: `meanP`, `conv1d`, `lstm`, `transf`, `transf_cls`.
-The original pairs `shift` and `joint` with `meanP`; any pair works here.
+- the frame stage, inside the ViT: `none`, `shift` (temporal token shift in every block),
+  `joint` (time embedding + one space-time sequence per video) or `neighbour` (Open-VCLIP's
+  attention to the neighbouring frames' keys and values in every block);
+- the temporal head over frame features: `meanP`, `conv1d`, `lstm`, `transf`, `transf_cls`, or
+  `mean_logits` (Open-VCLIP's mean of per-frame logits: its output is scored un-normalised).
+The original pairs `shift` and `joint` with `meanP`; any pair works here. `pixel_norm` records
+which normalisation of the input pixels the weights expect (`augment.PIXEL_NORMS`; the caller
+applies it): CLIP's, or ImageNet's for ViFi-CLIP.
 
 `num_classes > 0` with `with_text=False` is the paper's unimodal baseline instead: the same video
 encoder with a 1-of-N linear layer (`classifier`) on the un-normalised video feature, and no text
@@ -23,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from actionclip_jax.models.clip import CLIP, FRAME_STAGES, l2_normalize
-from actionclip_jax.models.heads import HEADS, make_head
+from actionclip_jax.models.heads import HEADS, UNNORMALISED_HEADS, make_head
 
 Dtype = Any
 
@@ -35,6 +39,7 @@ VIDEO_DEFAULTS = {
     "position_rows": 77,
     "conv1d_original": False,
     "head_layers": 6,
+    "pixel_norm": "clip",
 }
 
 
@@ -55,6 +60,7 @@ class ActionCLIP(nn.Module):
     conv1d_original: bool = False
     with_text: bool = True  # build the text tower and the logit scale
     num_classes: int = 0  # > 0: a linear layer over this many classes (the unimodal baseline)
+    pixel_norm: str = "clip"  # the input normalisation the weights expect (not applied here)
     remat: bool = False
     dtype: Dtype = jnp.float32
 
@@ -98,6 +104,12 @@ class ActionCLIP(nn.Module):
         # Frame features are not normalised before the head, as in the original.
         return self.fusion(self.encode_frames(video).astype(jnp.float32), train=train)
 
+    def video_embedding(self, video, train: bool = False):  # [B, T, H, W, 3] → [B, E] fp32
+        """The video feature that is scored against normalised class texts: L2-normalised, except
+        for heads whose output is scored as it is (`mean_logits`)."""
+        v = self.encode_video(video, train=train).astype(jnp.float32)
+        return v if self.head in UNNORMALISED_HEADS else l2_normalize(v)
+
     def encode_text(self, tokens):  # [N, L] → [N, E]
         return self.clip.encode_text(tokens)
 
@@ -109,7 +121,8 @@ class ActionCLIP(nn.Module):
         """Training logits and named features.
 
         With tokens `[N, L]`: `exp(logit_scale) · v̂ t̂ᵀ` `[B, N]` and the normalised features
-        `{"video": v̂, "text": t̂}`. Without (a model with a linear layer): its logits `[B, C]`
+        `{"video": v̂, "text": t̂}` (v̂ as `video_embedding`). Without (a model with a linear
+        layer): its logits `[B, C]`
         and `{"video": v}`, the un-normalised video feature the layer reads.
         """
         if tokens is None:
@@ -117,7 +130,7 @@ class ActionCLIP(nn.Module):
                 raise ValueError("this model has no linear layer: pass text tokens to score")
             v = self.encode_video(video, train=train)  # [B, E]
             return self.classifier(v), {"video": v}
-        v = l2_normalize(self.encode_video(video, train=train))
+        v = self.video_embedding(video, train=train)
         t = l2_normalize(self.encode_text(tokens).astype(jnp.float32))
         logits = jnp.exp(self.clip.logit_scale) * v @ t.T
         return logits, {"video": v, "text": t}
@@ -135,6 +148,7 @@ def build(spec: Mapping, *, dtype: Dtype = jnp.float32, remat: bool = False) -> 
         position_rows=int(video["position_rows"]),
         conv1d_original=bool(video["conv1d_original"]),
         head_layers=int(video["head_layers"]),
+        pixel_norm=str(video["pixel_norm"]),
         with_text=bool(spec.get("with_text", True)),
         num_classes=int(spec.get("num_classes", 0)),
         remat=remat,
