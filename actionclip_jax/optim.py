@@ -93,8 +93,9 @@ def lr_schedule(
     )
 
 
-def _decay_mask(params, decay_1d: bool):
-    return None if decay_1d else jax.tree.map(lambda p: p.ndim != 1, params)
+def _no_decay_1d(params):
+    """The weight-decay mask of Open-VCLIP's rule: every parameter but the 1-D ones."""
+    return jax.tree.map(lambda p: p.ndim != 1, params)
 
 
 def make_optimizer(optim_cfg, params, steps_per_epoch: int, extra_groups=(), frozen: str = ""):
@@ -133,7 +134,7 @@ def make_optimizer(optim_cfg, params, steps_per_epoch: int, extra_groups=(), fro
             b2=optim_cfg.b2,
             eps=optim_cfg.eps,
             weight_decay=optim_cfg.weight_decay,
-            mask=lambda p: _decay_mask(p, optim_cfg.weight_decay_1d),
+            mask=None if optim_cfg.weight_decay_1d else _no_decay_1d,
         )
 
     transforms = {name: adamw(s) for name, s in schedules.items()}

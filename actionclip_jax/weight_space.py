@@ -162,7 +162,7 @@ def describe(config) -> str:
         first, last = ws.average_epochs
         parts.append(f"average of epochs {first}-{last}")
     if ws.interpolate:
-        parts.append(f"interpolated with CLIP, r={ws.interpolate:g}")
+        parts.append(f"interpolated with the original weights θ₀, r={ws.interpolate:g}")
     return ", ".join(parts)
 
 
