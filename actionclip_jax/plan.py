@@ -589,6 +589,7 @@ def load_reference(config, model, pretrained=None, evaluates_init: bool = False)
     else:
         _check_exists(field, path, _CLIP_HINT)
         _, params = weights.load_clip(path, clip_source=config.init.clip or None)
+    logging.info("θ₀ (the original CLIP weights) from %s: %s", field, path)
     return fit_reference(params, model, f"{field} ({path})")
 
 

@@ -99,10 +99,11 @@ def main():
                 for s in seeds]  # fmt: skip
         val = np.array([r["val_top1"] for r in runs]) * 100
         held = np.array([r["heldout_top1"] for r in runs]) * 100
+        per_seed = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
         rows.append(
-            f"| {recipe} | {' / '.join(f'{v:.1f}' for v in val)} | {val.mean():.1f} ± {val.std():.1f}"
-            f" | {' / '.join(f'{h:.1f}' for h in held)} | {held.mean():.1f} ± {held.std():.1f}"
-            f" | {' / '.join(f'{r['wall_s'] / 60:.1f}' for r in runs)} |"
+            f"| {recipe} | {per_seed(val)} | {val.mean():.1f} ± {val.std():.1f}"
+            f" | {per_seed(held)} | {held.mean():.1f} ± {held.std():.1f}"
+            f" | {per_seed([r['wall_s'] / 60 for r in runs])} |"
         )
         print(rows[-1], flush=True)
     print("| recipe | val top-1 per seed | mean ± std | held-out top-1 per seed | mean ± std "

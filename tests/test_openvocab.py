@@ -306,3 +306,129 @@ def test_l2_normalised_embedding_except_for_mean_logits():
             np.testing.assert_allclose(emb, l2_normalize(frames).mean(1), rtol=1e-6)
     np.testing.assert_allclose(norms["meanP"], 1.0, rtol=1e-5)
     assert np.all(norms["mean_logits"] < 1.0)
+
+
+# ------------------------------------------------------------------------------ list commands
+
+
+def test_full_lists_take_ids_from_the_shipped_test_list(tmp_path):
+    from actionclip_jax import splits  # pylint: disable=import-outside-toplevel
+    from data_pipeline import splits as split_lists  # pylint: disable=import-outside-toplevel
+
+    ucf_val = split_lists.resolve_list("ucf101/val1")
+    first = open(ucf_val).read().splitlines()[:2] + open(ucf_val).read().splitlines()[-1:]
+    src = tmp_path / "UCF-101" / "Some"
+    src.mkdir(parents=True)
+    for line in first:
+        (src / line.split()[0]).write_bytes(b"")
+    (src / "v_ApplyEyeMakeup_g25_c01.avi").write_bytes(b"")  # a training-only group
+    lines = splits.full_list("ucf101", str(tmp_path / "UCF-101"))
+    assert sorted(first + ["v_ApplyEyeMakeup_g25_c01.avi 0"]) == lines
+
+    hmdb_list = split_lists.resolve_list("hmdb51/val1")
+    hmdb_val = [ln.split() for ln in open(hmdb_list).read().splitlines()]
+    by_id = {}
+    for name, label in hmdb_val:
+        by_id.setdefault(int(label), []).append(name)
+    split_dir = tmp_path / "splits"
+    split_dir.mkdir()
+    for i, names in by_id.items():  # class c<i>: its test videos (2), one train (1), one unused
+        rows = [f"{n} 2" for n in names] + [f"train_{i}.avi 1", f"unused_{i}.avi 0"]
+        (split_dir / f"c{i}_test_split1.txt").write_text("\n".join(rows) + "\n")
+    lines = splits.full_list("hmdb51", str(split_dir))
+    assert len(lines) == len(hmdb_val) + 51
+    assert "train_7.avi 7" in lines and not any(ln.startswith("unused_") for ln in lines)
+
+
+def test_restrict_keeps_a_label_files_classes_relabelled(tmp_path):
+    from actionclip_jax import splits  # pylint: disable=import-outside-toplevel
+
+    (tmp_path / "all.csv").write_text("id,name\n0,a\n1,b\n2,c\n")
+    (tmp_path / "some.csv").write_text("id,name\n0,c\n1,a\n")
+    (tmp_path / "list.txt").write_text("x.mp4 0\ny.mp4 1\nz.mp4 2\n")
+    lines = splits.restrict(str(tmp_path / "list.txt"), str(tmp_path / "all.csv"),
+                            str(tmp_path / "some.csv"))  # fmt: skip
+    assert lines == ["x.mp4 1", "z.mp4 0"]
+
+
+# ------------------------------------------------------------------------------- weight space
+
+
+def test_weight_space_average_and_interpolate_write_loadable_directories(tmp_path):
+    from actionclip_jax import weight_space  # pylint: disable=import-outside-toplevel
+
+    sizes = {**SIZES, "vision_layers": 1}
+    dirs = []
+    for seed in (0, 1):
+        clip = reference.make_reference_clip(sizes, seed)
+        torch.save(ref_ov.openvclip_checkpoint(clip), tmp_path / f"ovc{seed}.pth")
+        dirs.append(str(tmp_path / f"dir{seed}"))
+        meta = weights.convert(tmp_path / f"ovc{seed}.pth", dirs[-1])
+        assert meta["recipe"] == "Open-VCLIP"
+    torch.save(reference.make_reference_clip(sizes, 2).state_dict(), tmp_path / "clip.pt")
+    params, meta = weight_space.average_command(inputs=dirs)
+    weights.save_converted(tmp_path / "avg", meta, params)
+    mixed, meta = weight_space.interpolate_command(str(tmp_path / "avg"), str(tmp_path / "clip.pt"),
+                                                   0.5)  # fmt: skip
+    weights.save_converted(tmp_path / "mixed", meta, mixed)
+    model, got, info = load_actionclip(tmp_path / "mixed", return_info=True)
+    assert info["kind"] == "open_vclip" and model.frame_stage == "neighbour"
+    _, p0 = load_actionclip(dirs[0])
+    _, p1 = load_actionclip(dirs[1])
+    _, clip_params = weights.load_clip(tmp_path / "clip.pt")
+    want = jax.tree.map(lambda a, b, c: 0.5 * c + 0.25 * a + 0.25 * b, p0["clip"], p1["clip"],
+                        clip_params)  # fmt: skip
+    for g, w in zip(jax.tree.leaves(got["clip"]), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+OPENVCLIP_TEST_RUN = (
+    "--config.model.objective=weight_interpolation",
+    "--config.model.frame_stage=neighbour",
+    "--config.model.head=mean_logits",
+    "--config.text.templates=openvclip28",
+    "--config.text.classifier=frozen",
+    "--config.checkpoint.keep_epochs=True",
+    "--config.weight_space.average_epochs=(1,2)",
+    "--config.weight_space.interpolate=0.5",
+    "--config.data.eval_sampling=window",
+    "--config.data.eval_stride=4",
+    "--config.data.num_clips=3",
+    "--config.eval.view_reduce=logit_sum",
+)
+
+
+@pytest.mark.slow
+def test_openvclip_run_resumes_with_theta0_from_init_checkpoint_and_scores_swa_mix(
+    tmp_path_factory,
+):
+    import train_helpers as h  # pylint: disable=import-outside-toplevel
+
+    basetemp = tmp_path_factory.getbasetemp()
+    sizes = dict(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64,
+                 vision_patch_size=8, context_length=32, vocab_size=49408, transformer_width=64,
+                 transformer_heads=1, transformer_layers=1)  # configs/test.py's  # fmt: skip
+    clip_file = tmp_path_factory.mktemp("ovc_init") / "clip.pt"
+    torch.save(reference.make_reference_clip(sizes, 0).state_dict(), clip_file)
+    workdir = tmp_path_factory.mktemp("ovc_run") / "run"
+    args = (*OPENVCLIP_TEST_RUN, f"--config.init.checkpoint={clip_file}")
+    with h.compile_cache(basetemp):
+        h.run(basetemp, workdir, *args, "--config.max_steps=3")  # stops at the end of epoch 1
+        log = h.run(basetemp, workdir, *args, log=workdir.with_suffix(".2.log"))
+    assert "resumed from step 3" in log
+    assert "θ₀ (the original CLIP weights) from init.checkpoint" in log
+    assert {3, 6} <= set(h.complete_steps(workdir))  # both epoch ends kept
+    heldout = h.eval_results(workdir, "eval_results_heldout.json")
+    assert heldout["weights"] == ("average of epochs 1-2, interpolated with the original "
+                                  "weights θ₀, r=0.5")  # fmt: skip
+    assert h.eval_results(workdir)["weights"] == "as trained"  # validation: the raw weights
+    # The frozen text tower is CLIP's, to the bit; the image tower has moved.
+    params = h.load_params(workdir, 6)["clip"]
+    _, clip_params = weights.load_clip(clip_file)
+    np.testing.assert_array_equal(params["ln_final"]["scale"], clip_params["ln_final"]["scale"])
+    np.testing.assert_array_equal(params["token_embedding"]["embedding"],
+                                  clip_params["token_embedding"]["embedding"])  # fmt: skip
+    assert not np.array_equal(params["visual"]["proj"], clip_params["visual"]["proj"])
