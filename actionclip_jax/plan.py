@@ -159,6 +159,8 @@ def check_values(config) -> None:
             _fail(field, f"must be at least 1, got {value!r}")
     if d.workers < 0:
         _fail("data.workers", f"must be >= 0, got {d.workers}")
+    if config.text.train_templates < 0:
+        _fail("text.train_templates", f"must be >= 0 (0: all), got {config.text.train_templates}")
     if d.eval_stride < 1:
         _fail("data.eval_stride", f"must be at least 1, got {d.eval_stride}")
     if d.eval_scale_size < 0:

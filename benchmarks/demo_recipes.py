@@ -93,10 +93,17 @@ def main():
     for item in args.set:
         recipe, _, field = item.partition(":")
         overrides.setdefault(recipe, []).append(field)
+    recipes = args.recipes.split(",")
+    # Seed-major, so that an interrupted sweep still has every recipe's first seeds.
+    done = {r: [] for r in recipes}
+    for s in seeds:
+        for recipe in recipes:
+            done[recipe].append(
+                run(recipe, s, args.base, overrides.get(recipe, []), args.keep_checkpoints)
+            )
+            print(json.dumps(done[recipe][-1]), flush=True)
     rows = []
-    for recipe in args.recipes.split(","):
-        runs = [run(recipe, s, args.base, overrides.get(recipe, []), args.keep_checkpoints)
-                for s in seeds]  # fmt: skip
+    for recipe, runs in done.items():
         val = np.array([r["val_top1"] for r in runs]) * 100
         held = np.array([r["heldout_top1"] for r in runs]) * 100
         per_seed = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
@@ -105,7 +112,6 @@ def main():
             f" | {per_seed(held)} | {held.mean():.1f} ± {held.std():.1f}"
             f" | {per_seed([r['wall_s'] / 60 for r in runs])} |"
         )
-        print(rows[-1], flush=True)
     print("| recipe | val top-1 per seed | mean ± std | held-out top-1 per seed | mean ± std "
           "| wall min per run |")  # fmt: skip
     print("|---|---|---|---|---|---|")

@@ -120,6 +120,8 @@ def get_config():
     # class_texts / weight_interpolation: the prompt-ensemble classifier is trained (recomputed
     # with gradients every step) or frozen (encoded once; the text tower is never updated).
     config.text.classifier = "trained"
+    # A trained classifier's templates per step, drawn at random; 0 = all of them every step.
+    config.text.train_templates = 0
 
     # -------------------------------------------------------------------------------- loss
     # Settings of the class_texts and weight_interpolation objectives.

@@ -12,6 +12,8 @@ with smoothing 0.1).
 The classifier (`text.classifier`):
 - `trained`: recomputed from the current text tower at every step, with gradients (ViFi-CLIP:
   its one template over all classes, as the original encodes all class prompts per forward);
+  with `text.train_templates=n` > 0, from n templates drawn at random each step (FROSTER's
+  training draws its text prompts that way), else from all of them;
 - `frozen`: encoded once, from the run's weights, before the first step (Open-VCLIP: computed
   when the model is built, never refreshed); the text tower is then never updated (`frozen`).
 
@@ -55,6 +57,7 @@ def options(config) -> dict:
         templates=prompts.resolve_templates(t.templates),
         name_style=t.class_names,
         frozen=t.classifier == "frozen",
+        train_templates=int(t.train_templates),
         smoothing=float(l.label_smoothing),
         mix=mix,
     )
@@ -87,6 +90,7 @@ def bundle(
     templates=prompts.VIFICLIP_TEMPLATES,
     name_style: str = "verbatim",
     frozen: bool = False,
+    train_templates: int = 0,
     smoothing: float = 0.0,
     mix: dict | None = None,
     num_classes: int | None = None,
@@ -100,6 +104,7 @@ def bundle(
       templates: the prompt templates the classifier averages.
       name_style: how class names are written (`prompts.CLASS_NAME_STYLES`).
       frozen: the classifier is encoded once and the text tower never trained (module docstring).
+      train_templates: a trained classifier's templates per step, drawn at random (0: all).
       smoothing: label smoothing of the targets.
       mix: `augment.mix_videos` keyword arguments, or None for no Mixup / CutMix.
       num_classes: the training classes' count (None: a scorer that never trains).
@@ -132,10 +137,13 @@ def bundle(
         rest = {k: v for k, v in context.items() if k != "text_table"}
         return {**rest, "classifier": classes_fn(params, context["text_table"])[0]}
 
-    def classifier(params, context):  # [C, E]
+    def classifier(params, context, key):  # [C, E]
         if frozen:
             return context["classifier"]
         table = context["text_table"]  # [K, C, L]
+        if 0 < train_templates < table.shape[0]:
+            drawn = jax.random.choice(key, table.shape[0], (train_templates,), replace=False)
+            table = table[drawn]  # [n, C, L]
         k, c, l = table.shape
         feats = model.apply({"params": params}, table.reshape(k * c, l), method=model.encode_text)
         return scoring.ensemble_classifier(feats.reshape(k, c, -1))
@@ -149,7 +157,7 @@ def bundle(
     def loss_fn(params, inputs, rng, context):
         if num_classes is None:
             raise ValueError(f"the {name} scorer was made without training classes")
-        k_mix, k_drop, k_alpha = jax.random.split(rng, 3)
+        k_mix, k_drop, k_alpha, k_text = jax.random.split(rng, 4)
         video = inputs["video"]
         targets = losses.smooth_labels(inputs["label"], num_classes, smoothing)  # [B, C]
         if mix is not None:
@@ -157,7 +165,7 @@ def bundle(
 
         def ce(p):
             return losses.soft_cross_entropy(
-                logits(p, video, classifier(p, context), True, k_drop), targets
+                logits(p, video, classifier(p, context, k_text), True, k_drop), targets
             )
 
         loss = ce(params)
