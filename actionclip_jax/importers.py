@@ -20,7 +20,8 @@ tensor of the model's weights is used, or is named here as dropped; an unknown o
 ViFi-CLIP's files pickle a yacs `CfgNode` beside the weights, which `torch.load(weights_only=True)`
 refuses; `read_restricted` then reads the file with a restricted unpickler that builds tensors
 and plain containers only and turns every other object into an inert placeholder (no code of the
-file's classes runs).
+file's classes runs). Only a file that then turns out to be a recipe's is accepted this way;
+any other is refused as before.
 
 This module maps keys; `weights.read_checkpoint` reads the files and calls it (the import runs
 one way: weights → importers).

@@ -141,6 +141,8 @@ def read_checkpoint(path, clip_source=None) -> dict[str, Any]:
         if not str(err).startswith("refusing to load"):
             raise
         obj = importers.read_restricted(path, err)
+        if importers.detect(obj) is None:  # only a recipe's file earns the lenient reading
+            raise
     recipe = importers.detect(obj)
     if recipe is not None:
         clip_table = lambda: (  # noqa: E731

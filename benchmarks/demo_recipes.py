@@ -11,7 +11,10 @@ own text side and test-time interpolation, r = 0.5, which the demo config turns 
 demo has no pretrained CLIP; θ₀ is then the random initial weights). The table gives validation
 top-1 and held-out top-1 (unseen colour-shape-motion pairings) per seed, their mean ± std
 (population), and the wall time of each run. Checkpoints are deleted after a run (Open-VCLIP keeps
-one per epoch) unless `--keep_checkpoints`. Results: docs/benchmarks.md, "Demo accuracy".
+one per epoch) unless `--keep_checkpoints`. `--collect` runs nothing: it tabulates the runs
+found under `--base` (also ones started by hand or by another instance of this script, whose wall
+time is then read off the run's log and result files). Results: docs/benchmarks.md, "Demo
+accuracy".
 """
 
 import argparse
@@ -44,6 +47,7 @@ def parse():
     p.add_argument("--base", default="/tmp/demo_recipes")
     p.add_argument("--keep_checkpoints", action="store_true")
     p.add_argument("--set", action="append", default=[], help="RECIPE:field=value override")
+    p.add_argument("--collect", action="store_true", help="tabulate existing runs only")
     return p.parse_args()
 
 
@@ -55,13 +59,32 @@ def _results(workdir):
     return val, heldout
 
 
-def run(recipe, seed, base, overrides, keep):
-    config, extra = RECIPES[recipe]
+def collected(recipe, seed, base):
+    """A finished run's record, from its `run.json` or, for a run this script did not start, its
+    result files (wall time: from its log's creation to its held-out results)."""
     workdir = os.path.join(base, f"{recipe}_s{seed}")
     done = os.path.join(workdir, "run.json")
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)
+    held = os.path.join(workdir, "eval_results_heldout.json")
+    if not os.path.exists(held):
+        return None
+    val, heldout = _results(workdir)
+    log = os.path.join(workdir, "run.log")
+    start = os.stat(log).st_ctime if os.path.exists(log) else float("nan")
+    return {"recipe": recipe, "seed": seed, "wall_s": os.stat(held).st_mtime - start,
+            "val_top1": val["top1"], "heldout_top1": heldout["top1"],
+            "heldout_top5": heldout["top5"], "heldout_weights": heldout.get("weights", "")}
+
+
+def run(recipe, seed, base, overrides, keep):
+    config, extra = RECIPES[recipe]
+    workdir = os.path.join(base, f"{recipe}_s{seed}")
+    done = os.path.join(workdir, "run.json")
+    found = collected(recipe, seed, base)
+    if found is not None:
+        return found
     cmd = [sys.executable, "-m", "actionclip_jax.main", f"--config={config}",
            f"--workdir={workdir}", f"--config.seed={seed}", *extra,
            *[f"--config.{o}" for o in overrides]]  # fmt: skip
@@ -98,12 +121,20 @@ def main():
     done = {r: [] for r in recipes}
     for s in seeds:
         for recipe in recipes:
-            done[recipe].append(
-                run(recipe, s, args.base, overrides.get(recipe, []), args.keep_checkpoints)
-            )
+            if args.collect:
+                found = collected(recipe, s, args.base)
+                if found is None:
+                    continue
+                done[recipe].append(found)
+            else:
+                done[recipe].append(
+                    run(recipe, s, args.base, overrides.get(recipe, []), args.keep_checkpoints)
+                )
             print(json.dumps(done[recipe][-1]), flush=True)
     rows = []
     for recipe, runs in done.items():
+        if not runs:
+            continue
         val = np.array([r["val_top1"] for r in runs]) * 100
         held = np.array([r["heldout_top1"] for r in runs]) * 100
         per_seed = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731

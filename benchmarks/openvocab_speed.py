@@ -12,8 +12,10 @@ r"""Cost of Open-VCLIP's two additions: neighbour-frame attention and the IWO tr
    `=weight_interpolation` (IWO: a second forward and backward at α·θ₀ + (1 − α)·θ).
    Target: IWO ≤ 2.2×.
 
-Each pair is compiled first, then timed alternately (plain, new, plain, new, ...) so that a
-change of load on a shared machine hits both alike; the table gives medians and the ratio.
+Each pair is compiled first (ahead of time: XLA's cost analysis gives each program's FLOPs, the
+ratio an accelerator whose matmuls dominate would see), then timed alternately (plain, new, plain,
+new, ...) so that a change of load on a shared machine hits both alike; the table gives medians
+and the ratios. `--repeats=0` reports the FLOPs alone.
 Cases: `b16` (ViT-B/16 at 224², configs/openvclip.py:k400's model, random weights) and `demo`
 (configs/openvclip.py:demo's 4-layer ViT at 32²). Results: docs/benchmarks.md.
 """
@@ -30,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from actionclip_jax import flops  # noqa: E402
 from actionclip_jax import plan as plan_lib  # noqa: E402
 from actionclip_jax import sharding, train  # noqa: E402
 from actionclip_jax.models import actionclip  # noqa: E402
@@ -76,6 +79,8 @@ def _names(case):
 
 def _timed(fns, repeats):
     """Median seconds of each no-argument function, called alternately after one warm call."""
+    if not repeats:
+        return [float("nan")] * len(fns), []
     for fn in fns:
         jax.block_until_ready(fn())
     times = [[] for _ in fns]
@@ -97,14 +102,17 @@ def forward_row(case, args):
     params = jax.jit(lambda k: actionclip.init_params(plans[0].model, k))(
         jax.random.key(1)
     )
-    fns = []
+    fns, gflop = [], []
     for p in plans:
         f = jax.jit(lambda prm, v, m=p.model: m.apply({"params": prm}, v, method=m.encode_frames))
-        fns.append(lambda f=f: f(params, video))
+        compiled = f.lower(params, video).compile()
+        gflop.append(flops.compiled_flops(compiled) / 1e9)
+        fns.append(lambda f=compiled: f(params, video))
     t0 = time.perf_counter()
     (plain, neighbour), raw = _timed(fns, args.repeats)
     return {"case": case, "what": f"forward, {b} × {t} frames", "plain": plain, "new": neighbour,
-            "ratio": neighbour / plain, "raw": raw, "total_s": time.perf_counter() - t0}
+            "ratio": neighbour / plain, "gflop": gflop, "flop_ratio": gflop[1] / gflop[0],
+            "raw": raw, "total_s": time.perf_counter() - t0}  # fmt: skip
 
 
 def train_row(case, args):
@@ -121,13 +129,15 @@ def train_row(case, args):
         "bad": jnp.zeros(b, jnp.int32),
     }
     batch = jax.device_put(batch, sharding.batch_sharding(mesh))
-    fns = []
+    fns, gflop = [], []
     for objective in ("class_texts", "weight_interpolation"):
         plan = plan_lib.model_plan(_config(case, args, model__objective=objective), _names(case))
         state_plan = train.plan_train_state(plan, mesh, 1000)
         state = train.initial_state(plan, state_plan)
         context, shardings = train.train_context(plan, state_plan, mesh, state.params)
         step = train.jit_train_step(plan, state_plan, mesh, shardings)
+        step = step.lower(state, batch, context).compile()
+        gflop.append(flops.compiled_flops(step) / 1e9)
         holder = {"state": state}
 
         def run(step=step, holder=holder, context=context):
@@ -138,7 +148,8 @@ def train_row(case, args):
     t0 = time.perf_counter()
     (plain, iwo), raw = _timed(fns, args.repeats)
     return {"case": case, "what": f"train step, batch {b} × {t} frames", "plain": plain,
-            "new": iwo, "ratio": iwo / plain, "raw": raw, "total_s": time.perf_counter() - t0}
+            "new": iwo, "ratio": iwo / plain, "gflop": gflop, "flop_ratio": gflop[1] / gflop[0],
+            "raw": raw, "total_s": time.perf_counter() - t0}  # fmt: skip
 
 
 def main():
@@ -152,11 +163,13 @@ def main():
         if args.train:
             rows.append(train_row(case, args))
             print(rows[-1], flush=True)
-    print("| case | measured | plain / class_texts, s | neighbour / IWO, s | ratio |")
-    print("|---|---|---|---|---|")
+    print("| case | measured | plain / class_texts, s | neighbour / IWO, s | time ratio "
+          "| GFLOP plain / new | FLOP ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['what']} | {r['plain']:.3f} | {r['new']:.3f} | "
-              f"{r['ratio']:.2f}× |")  # fmt: skip
+              f"{r['ratio']:.2f}× | {r['gflop'][0]:.1f} / {r['gflop'][1]:.1f} | "
+              f"{r['flop_ratio']:.2f}× |")  # fmt: skip
     print(f"load at the end {os.getloadavg()[0]:.1f}")
 
 

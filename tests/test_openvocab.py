@@ -398,6 +398,9 @@ OPENVCLIP_TEST_RUN = (
     "--config.data.eval_stride=4",
     "--config.data.num_clips=3",
     "--config.eval.view_reduce=logit_sum",
+    # θ₀ is sharded like the parameters: with FSDP on the 8 test devices, over them.
+    "--config.sharding.fsdp=True",
+    "--config.sharding.fsdp_min_size=4096",
 )
 
 
@@ -432,3 +435,17 @@ def test_openvclip_run_resumes_with_theta0_from_init_checkpoint_and_scores_swa_m
     np.testing.assert_array_equal(params["token_embedding"]["embedding"],
                                   clip_params["token_embedding"]["embedding"])  # fmt: skip
     assert not np.array_equal(params["visual"]["proj"], clip_params["visual"]["proj"])
+
+    # The command averages the same epochs from the run's orbax checkpoints.
+    from actionclip_jax import weight_space  # pylint: disable=import-outside-toplevel
+
+    averaged, meta = weight_space.average_command(run=str(workdir), epochs="1,2")
+    assert meta["weight_space"] == "average of epochs 1-2"
+    want = 0.5 * (h.load_params(workdir, 3)["clip"]["visual"]["proj"] + params["visual"]["proj"])
+    np.testing.assert_allclose(averaged["clip"]["visual"]["proj"], want, rtol=1e-6)
+
+    # An evaluation-only run of the workdir scores the same transformed weights.
+    with h.compile_cache(basetemp):
+        h.run(basetemp, workdir, *args, "--config.mode=eval",
+              log=workdir.with_suffix(".eval.log"))  # fmt: skip
+    assert h.eval_results(workdir)["weights"] == heldout["weights"]
