@@ -1,4 +1,4 @@
-"""Importers of the released checkpoints of ActionCLIP's successors: ViFi-CLIP and Open-VCLIP.
+"""Importers of the released checkpoints of ActionCLIP's successors: ViFi-CLIP, Open-VCLIP, FROSTER.
 
 Each turns a file of its recipe into an OpenAI-keyed CLIP state dict plus the video model it
 describes (frame stage, pooling, pixel normalisation), so that `weights.load_actionclip`,
@@ -16,6 +16,13 @@ tensor of the model's weights is used, or is named here as dropped; an unknown o
   or a per-epoch `.pyth` with optimiser and scaler state besides): neighbour-frame attention,
   mean of per-frame logits, CLIP normalisation. The released file is the un-interpolated
   average; the original scores it half-way back to CLIP (`weight_space.interpolate=0.5`).
+- **FROSTER** (Open-VCLIP's layout plus its training-only tensors: `projector_v.{0,2}.weight`,
+  `projector_t.{0,2}.weight`, the residual projectors of its distillation loss, `[E, E]` each;
+  per-epoch files also `raw_model.<OpenAI key>`, a copy of the frozen original CLIP, its
+  teacher): Open-VCLIP's model, scored with FROSTER's 29 templates. For inference both are
+  dropped, by name. A run that starts from such a file with the `froster` objective keeps them
+  (`read` returns them as `projectors`, in the model's parameter layout, and `teacher`, an
+  OpenAI-keyed state dict): the projectors continue training and the copy is θ₀, the teacher.
 
 ViFi-CLIP's files pickle a yacs `CfgNode` beside the weights, which `torch.load(weights_only=True)`
 refuses; `read_restricted` then reads the file with a restricted unpickler that builds tensors
@@ -54,7 +61,26 @@ RECIPES = {
         "class_names": "words",
         "view_reduce": "logit_sum",
     },
+    "froster": {
+        "name": "FROSTER",
+        "video": {"frame_stage": "neighbour", "head": "mean_logits", "pixel_norm": "clip"},
+        # Its 28 + bare templates on plain names (its "Name: description" texts need the file
+        # of descriptions, `text.descriptions`).
+        "templates": "froster29",
+        "class_names": "words",
+        "view_reduce": "logit_sum",
+    },
 }
+
+# FROSTER's projector tensors (PyTorch `nn.Sequential` indices 0 and 2: Linear, GELU, Linear) and
+# the parameters they become (`models/projector.py`).
+FROSTER_PROJECTORS = {
+    "projector_v.0.weight": ("projector_v", "linear1"),
+    "projector_v.2.weight": ("projector_v", "linear2"),
+    "projector_t.0.weight": ("projector_t", "linear1"),
+    "projector_t.2.weight": ("projector_t", "linear2"),
+}
+FROSTER_TEACHER = "raw_model."
 
 # ViFi-CLIP keys that are not weights of the model: the prompts' token embeddings (recomputed
 # from the class names here).
@@ -142,6 +168,8 @@ def detect(obj) -> str | None:
         return "vificlip"
     state_keys = _keys(obj, "model_state")
     if state_keys and any(k.startswith("model.visual.") for k in state_keys):
+        if any(k in FROSTER_PROJECTORS or k.startswith(FROSTER_TEACHER) for k in state_keys):
+            return "froster"
         return "open_vclip"
     return None
 
@@ -214,27 +242,72 @@ def _open_vclip(obj, path):
     raw = _tensors(obj, "model_state", path)
     foreign = [k for k in raw if not k.startswith("model.")]
     if foreign:
-        froster = [k for k in foreign if k.startswith(("projector_", "raw_model."))]
-        if froster:
-            raise _error(
-                f"{path} is a FROSTER checkpoint (tensors {froster[:2]}): not supported by this "
-                "importer"
-            )
         raise _error(f"{path}: Open-VCLIP checkpoint with tensors outside model.: {foreign[:5]}")
     return {k.removeprefix("model."): v for k, v in raw.items()}, []
 
 
+def _froster(obj, path):
+    """`(CLIP state dict, dropped names, extra)`: `extra` holds `projectors` (parameter trees)
+    and `teacher` (the `raw_model.` copy, OpenAI keys) where the file has them."""
+    raw = _tensors(obj, "model_state", path)
+    sd, teacher, projectors, unknown = {}, {}, {}, []
+    for k, v in raw.items():
+        if k.startswith("model."):
+            sd[k.removeprefix("model.")] = v
+        elif k.startswith(FROSTER_TEACHER):
+            teacher[k.removeprefix(FROSTER_TEACHER)] = v
+        elif k in FROSTER_PROJECTORS:
+            projectors[k] = v
+        else:
+            unknown.append(k)
+    if unknown:
+        raise _error(f"{path}: FROSTER checkpoint with unknown tensors {unknown[:5]}")
+    if "text_projection" not in sd:
+        raise _error(f"{path}: FROSTER checkpoint without model.text_projection")
+    if projectors and set(projectors) != set(FROSTER_PROJECTORS):
+        missing = sorted(set(FROSTER_PROJECTORS) - set(projectors))
+        raise _error(f"{path}: FROSTER checkpoint with only some projector tensors (no {missing})")
+    e = sd["text_projection"].shape[1]
+    bad = [k for k, v in projectors.items() if tuple(v.shape) != (e, e)]
+    if bad:
+        raise _error(f"{path}: FROSTER projector tensors {bad} are not [{e}, {e}] (the embedding)")
+    if teacher and set(teacher) != set(sd):
+        differ = sorted(set(teacher) ^ set(sd))
+        raise _error(
+            f"{path}: its raw_model. copy of CLIP does not hold the model's tensors (differs in "
+            f"{differ[:5]})"
+        )
+    dropped = sorted(projectors)
+    if teacher:
+        dropped.append(f"raw_model.* ({len(teacher)} tensors: the frozen teacher, a copy of the "
+                       "original CLIP)")  # fmt: skip
+    extra = {}
+    if projectors:
+        tree = {}
+        for key, (module, layer) in FROSTER_PROJECTORS.items():
+            # PyTorch Linear weights are [out, in]; Dense kernels [in, out].
+            tree.setdefault(module, {})[layer] = {"kernel": np.ascontiguousarray(projectors[key].T)}
+        extra["projectors"] = tree
+    if teacher:
+        extra["teacher"] = teacher
+    return sd, dropped, extra
+
+
 def read(obj, path, recipe: str, token_embedding=lambda: None) -> dict:
     """A recipe's checkpoint as `weights.read_checkpoint` returns files: `{'kind', 'clip',
-    'fusion', 'video', 'recipe', 'dropped'}` (`video`: the model it describes).
+    'fusion', 'video', 'recipe', 'dropped'}` (`video`: the model it describes), and for FROSTER
+    `projectors` and `teacher` where the file holds them (the module docstring).
 
     `token_embedding`: called for CLIP's token embedding `[V, W]` when the file lacks it
     (ViFi-CLIP); None = not given (an error naming what to pass).
     """
+    extra = {}
     if recipe == "vificlip":
         sd, dropped = _vificlip(obj, path, token_embedding)
     elif recipe == "open_vclip":
         sd, dropped = _open_vclip(obj, path)
+    elif recipe == "froster":
+        sd, dropped, extra = _froster(obj, path)
     else:
         raise ValueError(f"unknown recipe {recipe!r}; one of {tuple(RECIPES)}")
     ignored = sorted(k for k in obj if k not in ("model", "model_state"))
@@ -249,4 +322,5 @@ def read(obj, path, recipe: str, token_embedding=lambda: None) -> dict:
         "fusion": None,
         "video": dict(RECIPES[recipe]["video"]),
         "dropped": dropped,
+        **extra,
     }

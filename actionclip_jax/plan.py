@@ -11,9 +11,10 @@
 4. the model is built, once, from the spec of the run's own checkpoint when the workdir has one
    (resuming: `init.checkpoint` is then not read for the model), else from `init.checkpoint`'s
    sizes (its weights kept in `pretrained`), else from `model.clip`;
-5. θ₀, the original CLIP weights, are loaded (`reference`) when the objective reads them
-   (Open-VCLIP's weight interpolation) or the evaluated weights are interpolated with them
-   (`weight_space.interpolate`): from `init.clip`, else `init.checkpoint`, also when resuming.
+5. θ₀, the original CLIP weights, are loaded (`reference`) when a training objective reads them
+   (Open-VCLIP's weight interpolation, FROSTER's teacher) or the evaluated weights are
+   interpolated with them (`weight_space.interpolate`): from `init.clip`, else
+   `init.checkpoint` (its copy of the original CLIP where it carries one), also when resuming.
 
 The training loop (`train.py`) and evaluation-only runs (`evaluate.py`) consume the plan; neither
 reads the config's data or model sections themselves.
@@ -35,11 +36,20 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from actionclip_jax import augment, checkpointing, objectives, prompts, scoring, weights
+from actionclip_jax import (
+    augment,
+    checkpointing,
+    descriptions,
+    objectives,
+    prompts,
+    scoring,
+    weights,
+)
 from actionclip_jax.evals import protocols
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import FRAME_STAGES
 from actionclip_jax.models.heads import HEADS
+from actionclip_jax.objectives import froster
 from data_pipeline import labels as label_files
 from data_pipeline import sources, splits
 
@@ -200,6 +210,12 @@ def _check_loss_and_weight_space(config) -> None:
         _fail("loss.interpolation_alpha", f"must be (low, high), 0 <= low <= high <= 1: {alpha}")
     if lo.interpolation_weight < 0:
         _fail("loss.interpolation_weight", f"must be >= 0, got {lo.interpolation_weight}")
+    if lo.distill_weight < 0:
+        _fail("loss.distill_weight", f"must be >= 0, got {lo.distill_weight}")
+    if lo.distill_form not in froster.DISTILL_FORMS:
+        _fail("loss.distill_form", f"{lo.distill_form!r} is not one of {froster.DISTILL_FORMS}")
+    if not config.optim.projector_ratio > 0:
+        _fail("optim.projector_ratio", f"must be > 0, got {config.optim.projector_ratio}")
     ws = config.weight_space
     if not 0.0 <= ws.interpolate <= 1.0:
         _fail("weight_space.interpolate", f"r must be in [0, 1] (0: off), got {ws.interpolate}")
@@ -351,12 +367,16 @@ def _check_resumed_spec(config, saved: Mapping, fields: Mapping, workdir: str) -
                 )
 
 
-def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
-    """`(clip sizes, params)` of `init.checkpoint`, reduced to what the model will have."""
+def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict, dict | None]:
+    """`(clip sizes, params, teacher)` of `init.checkpoint`: the parameters reduced to what the
+    model will have (with FROSTER's projectors when the file has them and so does the model),
+    and the copy of the original CLIP that the file may carry (FROSTER's `raw_model.`), else
+    None."""
     path = config.init.checkpoint
-    model, params = weights.load_actionclip(
-        path, config.data.num_frames, clip_source=config.init.clip or None
+    model, params, info = weights.load_actionclip(
+        path, config.data.num_frames, clip_source=config.init.clip or None, return_info=True
     )
+    kept = info.get("projectors") if objective_fields.get("projectors") else None
     if not config.init.load_head or model.head != config.model.head:
         if config.init.load_head and "fusion" in params:
             logging.warning(
@@ -377,15 +397,18 @@ def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
                 ", ".join(dropped),
             )
         params = {**params, "clip": {"visual": params["clip"]["visual"]}}
-    return dict(model.clip_sizes), params
+    if kept:
+        logging.info("init.checkpoint %s: its projectors continue training", path)
+        params = {**params, **kept}
+    return dict(model.clip_sizes), params, info.get("teacher")
 
 
 def merge_pretrained(init_params, loaded, source: str):
     """Overwrites random-init parameters with loaded ones; shapes must agree.
 
     Only parameters the checkpoint cannot have may stay random: a new temporal head, a linear
-    layer, and the joint time embedding when starting from a plain CLIP (as the original's
-    strict=False).
+    layer, the joint time embedding when starting from a plain CLIP (as the original's
+    strict=False), and what only a training objective reads (FROSTER's projectors).
     """
     flat_init = flax.traverse_util.flatten_dict(init_params, sep="/")
     flat_loaded = flax.traverse_util.flatten_dict(loaded, sep="/")
@@ -398,11 +421,12 @@ def merge_pretrained(init_params, loaded, source: str):
                 f"{source}: {k} has shape {tuple(v.shape)}, the model needs "
                 f"{tuple(flat_init[k].shape)}"
             )
+    optional = ("fusion/", "classifier/", *(f"{name}/" for name in actionclip.TRAINING_ONLY))
     missing = [
         k
         for k in flat_init
         if k not in flat_loaded
-        and not k.startswith(("fusion/", "classifier/"))
+        and not k.startswith(optional)
         and k != "clip/visual/time_embedding"
     ]
     if missing:
@@ -442,7 +466,7 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
     class_names = _read_class_names("data.labels", d.labels)
     module_fields = objectives.model_fields(config.model.objective, len(class_names))
     resume = checkpointing.newest_readable_meta(workdir)
-    resume_step, pretrained = None, None
+    resume_step, pretrained, teacher = None, None, None
     if resume is not None:  # the run's own model; init.checkpoint is not read
         resume_step, spec = resume[0], resume[1]["model"]
         _check_resumed_spec(config, spec, module_fields, workdir)
@@ -454,14 +478,22 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
                 "Give an OpenAI CLIP .pt, an ActionCLIP checkpoint or a converted directory, or "
                 "--config.init.checkpoint= for random initial weights.",
             )  # fmt: skip
-            sizes, pretrained = _load_pretrained(config, module_fields)
+            sizes, pretrained, teacher = _load_pretrained(config, module_fields)
         spec = {"clip": sizes, "video": _video_from_config(config), **module_fields}
     model = actionclip.build(spec, dtype=DTYPES[config.model.dtype], remat=config.model.remat)
-    objective = objectives.make(config, model, class_names)
+    try:
+        objective = objectives.make(config, model, class_names)
+    except descriptions.DescriptionError as err:
+        _fail("text.descriptions", str(err))
+    except ValueError as err:  # the objective's own checks name their fields
+        _fail("model.objective", f"{config.model.objective}: {err}")
 
     reference = None
-    if objective.needs_reference or config.weight_space.interpolate > 0:
-        reference = load_reference(config, model, pretrained, evaluates_init=resume is None)
+    # The objective reads θ₀ in training only (evaluation scores the run's own weights).
+    if (objective.needs_reference and config.mode == "train") or config.weight_space.interpolate:
+        reference = load_reference(
+            config, model, pretrained, evaluates_init=resume is None, teacher=teacher
+        )
 
     if not objective.scores_unseen_classes and config.eval.protocol in ("zero_shot", "base2novel"):
         _fail(
@@ -475,6 +507,8 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
         what = f"{field} ({data})"
         try:
             info = objective.class_info(names)
+        except descriptions.DescriptionError as err:
+            _fail("text.descriptions", f"{what}: {err}")
         except ValueError as err:
             _fail(field, f"{what}: {err}")
         source = sources.open_source(
@@ -521,6 +555,11 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
                 f"{d.train} has {len(train_source)} videos, fewer than one global batch "
                 f"({d.batch_size}); lower data.batch_size",
             )
+    scored = [class_names] + [t.class_names for t in (*protocol, val, heldout) if t is not None]
+    try:
+        objective.check_class_lists(scored)
+    except descriptions.DescriptionError as err:
+        _fail("text.descriptions", str(err))
     return RunPlan(
         config=config,
         workdir=workdir,
@@ -566,11 +605,13 @@ def fit_reference(params, model, source: str):
     )
 
 
-def load_reference(config, model, pretrained=None, evaluates_init: bool = False):
+def load_reference(config, model, pretrained=None, evaluates_init: bool = False, teacher=None):
     """θ₀, the original CLIP weights (host `clip` tree): `init.clip`, else `init.checkpoint`.
 
     None when neither is set: θ₀ is then the run's own random initial weights. `pretrained`
-    (init.checkpoint's weights, already read) is reused rather than read twice.
+    (init.checkpoint's weights, already read) is reused rather than read twice; from a file that
+    carries a copy of the CLIP its model started from (FROSTER's training checkpoints: `teacher`,
+    already read, or read here) θ₀ is that copy.
     `evaluates_init`: the weights to score are init.checkpoint's (no run checkpoint), so θ₀
     cannot also come from it.
     """
@@ -586,12 +627,15 @@ def load_reference(config, model, pretrained=None, evaluates_init: bool = False)
             )
     if not path:
         return None
-    if field == "init.checkpoint" and pretrained is not None:
-        params = pretrained["clip"]
+    if field == "init.checkpoint" and teacher is not None:
+        params, what = teacher, "its copy of the original CLIP (raw_model.)"
+    elif field == "init.checkpoint" and pretrained is not None:
+        params, what = pretrained["clip"], "its CLIP"
     else:
         _check_exists(field, path, _CLIP_HINT)
-        _, params = weights.load_clip(path, clip_source=config.init.clip or None)
-    logging.info("θ₀ (the original CLIP weights) from %s: %s", field, path)
+        _, params = weights.load_clip(path, clip_source=config.init.clip or None, original=True)
+        what = "its original CLIP where it holds a copy, else its CLIP"
+    logging.info("θ₀ (the original CLIP weights) from %s: %s, %s", field, path, what)
     return fit_reference(params, model, f"{field} ({path})")
 
 
@@ -632,7 +676,9 @@ def check_nothing_random(plan: RunPlan) -> None:
     """Evaluating `init.checkpoint` directly: fails when it lacks parameters the model has (a
     temporal head or linear layer of another kind), which would be scored from random weights."""
     have = flax.traverse_util.flatten_dict(plan.pretrained or {}, sep="/")
-    want = flax.traverse_util.flatten_dict(actionclip.abstract_params(plan.model), sep="/")
+    want = flax.traverse_util.flatten_dict(
+        actionclip.inference_params(actionclip.abstract_params(plan.model)), sep="/"
+    )  # what only training reads (FROSTER's projectors) may be random: scoring never uses it
     random = sorted(k for k in want if k not in have)
     if random:
         field = "model.objective" if any(k.startswith("classifier/") for k in random) else (

@@ -1,8 +1,8 @@
 """Text prompts: templates that turn a label name into a sentence.
 
 Template sets by name (`resolve_templates`, config `text.templates`): ActionCLIP's 16
-(`actionclip16`), ViFi-CLIP's one (`vificlip`), Open-VCLIP's 28 (`openvclip28`), and `single` /
-`bare` / a file. Class names can be turned into words first (`class_name_words`, config
+(`actionclip16`), ViFi-CLIP's one (`vificlip`), Open-VCLIP's 28 (`openvclip28`), FROSTER's 29
+(`froster29`: the 28 and the bare text), and `single` / `bare` / a file. Class names can be turned into words first (`class_name_words`, config
 `text.class_names`): Open-VCLIP writes UCF101's CamelCase names as words.
 """
 
@@ -50,6 +50,8 @@ _ENDINGS = (
     "a person practicing {}",
 )
 OPENVCLIP_TEMPLATES = tuple(f"{o} {e}." for o in _OPENINGS for e in _ENDINGS)
+# FROSTER's 29: Open-VCLIP's 28 (in its `text_prompt` order) and the bare class text, last.
+FROSTER_TEMPLATES = OPENVCLIP_TEMPLATES + ("{}",)
 
 TEMPLATE_SETS = {
     "actionclip16": TEMPLATES,
@@ -57,6 +59,7 @@ TEMPLATE_SETS = {
     "bare": ("{}",),
     "vificlip": VIFICLIP_TEMPLATES,
     "openvclip28": OPENVCLIP_TEMPLATES,
+    "froster29": FROSTER_TEMPLATES,
 }
 
 CLASS_NAME_STYLES = ("verbatim", "words")
@@ -107,8 +110,8 @@ def sample_prompt_tokens(keys, table, labels):
 
 def resolve_templates(spec: str) -> tuple[str, ...]:
     """Templates by name: `actionclip16` (default), `single` (the first), `bare` (the label
-    words alone), `vificlip`, `openvclip28` (`TEMPLATE_SETS`), or a text file with one template
-    per line, each holding one `{}`."""
+    words alone), `vificlip`, `openvclip28`, `froster29` (`TEMPLATE_SETS`), or a text file with
+    one template per line, each holding one `{}`."""
     if spec in TEMPLATE_SETS:
         return TEMPLATE_SETS[spec]
     from etils import epath  # pylint: disable=import-outside-toplevel

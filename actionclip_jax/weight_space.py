@@ -231,7 +231,8 @@ def average_command(run=None, epochs=None, inputs=None) -> tuple[dict, dict]:
         first, last = (int(e) for e in epochs.split(","))
         _, meta, _ = run_model(run)
         _text_model(meta["model"], run)
-        params = jax.device_get(average_run(run, first, last))
+        # A converted directory holds what the model scores with (not FROSTER's projectors).
+        params = actionclip.inference_params(jax.device_get(average_run(run, first, last)))
         spec = meta["model"]
         return params, _meta_of(
             spec["clip"], spec["video"], str(run), "run", f"average of epochs {first}-{last}",
@@ -267,7 +268,7 @@ def interpolate_command(checkpoint, clip, ratio) -> tuple[dict, dict]:
     from actionclip_jax import plan as plan_lib  # pylint: disable=import-outside-toplevel
 
     reference = plan_lib.fit_reference(reference, model, f"--clip ({clip})")
-    mixed = jax.device_get(interpolate(params, reference, ratio))
+    mixed = actionclip.inference_params(jax.device_get(interpolate(params, reference, ratio)))
     spec = actionclip.spec_of(model)
     return mixed, _meta_of(
         spec["clip"], spec["video"], str(checkpoint), info["kind"],

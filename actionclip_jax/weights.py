@@ -505,9 +505,12 @@ def _fixes_num_frames(video) -> bool:
     return video["frame_stage"] == "joint" or video["head"] == "transf_cls"
 
 
-def load_clip(path, dtype=jnp.float32, remat: bool = False, clip_source=None):
+def load_clip(path, dtype=jnp.float32, remat: bool = False, clip_source=None, original=False):
     """Loads CLIP from an OpenAI `.pt`, a state dict, an ActionCLIP checkpoint, a recipe's
     checkpoint (`clip_source`: see `read_checkpoint`) or a converted dir.
+
+    `original=True`: the CLIP the file's model was trained from, where the file holds a copy of
+    it (FROSTER's training checkpoints: `raw_model.`, its frozen teacher); else its own.
 
     Returns:
       `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
@@ -519,7 +522,8 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False, clip_source=None):
             raise CheckpointError(f"{path} holds a joint ActionCLIP model; use load_actionclip")
         return CLIP(**sizes, dtype=dtype, remat=remat), params["clip"]
     ckpt = read_checkpoint(path, clip_source)
-    clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
+    sd = ckpt["teacher"] if original and "teacher" in ckpt else ckpt["clip"]
+    clip_sd = {k.replace(".net.", "."): v for k, v in sd.items()}
     sizes, params = clip_params_from_state_dict(clip_sd, source=str(path))
     return CLIP(**sizes, dtype=dtype, remat=remat), params
 
@@ -545,7 +549,10 @@ def load_actionclip(
     Returns:
       `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`;
       with `return_info`, also `{'kind': ..., 'recipe': ...}`, what the file is (`kind`:
-      'clip', 'actionclip' or a recipe of `importers.RECIPES`; `recipe`: its name).
+      'clip', 'actionclip' or a recipe of `importers.RECIPES`; `recipe`: its name), and what a
+      training run that starts from it may keep (FROSTER's files): `projectors` (parameters of
+      the model's `projector_v` / `projector_t`) and `teacher` (the `clip` parameters of the
+      original CLIP the file carries a copy of).
     """
     if is_converted(path):
         sizes, video, params = _load_converted_actionclip(path, num_frames)
@@ -560,6 +567,10 @@ def load_actionclip(
         overrides = dict(frame_stage=frame_stage, head=head, conv1d_original=conv1d_original)
         sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(path), **overrides)
         info = {"kind": ckpt["kind"], "recipe": ckpt.get("recipe", "")}
+        if "projectors" in ckpt:
+            info["projectors"] = ckpt["projectors"]
+        if "teacher" in ckpt:
+            info["teacher"] = clip_params_from_state_dict(ckpt["teacher"], str(path))[1]
     model = build_actionclip(sizes, video, dtype=dtype, remat=remat)
     return (model, params, info) if return_info else (model, params)
 

@@ -49,7 +49,8 @@ def get_config():
     # baseline, the same video encoder with a 1-of-N linear layer over the data.labels classes
     # (on the un-normalised video feature) and cross-entropy; no text tower is built or imported;
     # class_texts: cross-entropy over all class texts (ViFi-CLIP; `text.classifier`, `loss.*`);
-    # weight_interpolation: class_texts + Open-VCLIP's interpolated weight optimisation.
+    # weight_interpolation: class_texts + Open-VCLIP's interpolated weight optimisation;
+    # froster: class_texts + distillation towards the frozen original CLIP (`loss.distill_*`).
     config.model.objective = "video_text"
 
     # ----------------------------------------------------------------------- initialisation
@@ -121,10 +122,15 @@ def get_config():
     # with gradients every step) or frozen (encoded once; the text tower is never updated).
     config.text.classifier = "trained"
     # A trained classifier's templates per step, drawn at random; 0 = all of them every step.
+    # froster: bare templates ("{}") are always used, this many of the others drawn (the
+    # original: 1).
     config.text.train_templates = 0
+    # froster: a JSON file of "Name: description" class texts by class name (FROSTER's
+    # rephrased classes; format in actionclip_jax/descriptions.py); "" = the plain class names.
+    config.text.descriptions = ""
 
     # -------------------------------------------------------------------------------- loss
-    # Settings of the class_texts and weight_interpolation objectives.
+    # Settings of the class_texts, weight_interpolation and froster objectives.
     config.loss = ml_collections.ConfigDict()
     config.loss.label_smoothing = 0.0  # ViFi-CLIP: 0.1
     config.loss.mixup_alpha = 0.0  # Beta(α, α) of Mixup; 0 = off (ViFi-CLIP: 0.8)
@@ -132,6 +138,10 @@ def get_config():
     config.loss.mix_switch_prob = 0.5  # CutMix rather than Mixup, when both are on
     config.loss.interpolation_alpha = (0.0, 0.6)  # α ~ U(low, high) of weight_interpolation
     config.loss.interpolation_weight = 0.5  # the loss at α·θ₀ + (1 − α)·θ, weighted
+    # froster: weight of the distillation towards the frozen θ₀ (frame, class-text features)
+    config.loss.distill_weight = 2.0
+    # froster: cosine (1 − mean cos; the original since 2024-11) | l2 (mean ‖s − t‖₂; before)
+    config.loss.distill_form = "cosine"
 
     # --------------------------------------------------------------------------- optimiser
     config.optim = ml_collections.ConfigDict()
@@ -140,6 +150,8 @@ def get_config():
     # Temporal head lr = lr × ratio (the original's `f_ratio`); also the lr ratio of the
     # classifier's linear layer (model.objective=classifier), a new layer like the head.
     config.optim.fusion_ratio = 10.0
+    # froster: lr ratio of its residual projectors (projector_v, projector_t; the original: 1)
+    config.optim.projector_ratio = 1.0
     config.optim.b1 = 0.9
     config.optim.b2 = 0.98
     config.optim.eps = 1e-8

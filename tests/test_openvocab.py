@@ -153,11 +153,12 @@ def test_recipe_imports_are_strict(tmp_path, vifi_files):
     assert ckpt["dropped"] == ["prompt_learner.complete_text_embeddings"]
     assert set(ckpt["clip"]) == set(_clip().state_dict())  # every CLIP tensor, nothing else
 
-    froster = ref_ov.openvclip_checkpoint(_clip())
-    froster["model_state"]["projector_v.0.weight"] = torch.zeros(48, 48)
-    torch.save(froster, tmp_path / "froster.pth")
-    with pytest.raises(CheckpointError, match="FROSTER"):
-        weights.read_checkpoint(tmp_path / "froster.pth")
+    # (FROSTER's extra tensors make a FROSTER file: tests/test_froster.py.)
+    foreign = ref_ov.openvclip_checkpoint(_clip())
+    foreign["model_state"]["head.weight"] = torch.zeros(2)
+    torch.save(foreign, tmp_path / "foreign.pth")
+    with pytest.raises(CheckpointError, match=r"outside model.: \['head.weight'\]"):
+        weights.read_checkpoint(tmp_path / "foreign.pth")
 
 
 # ----------------------------------------------------------------------------------------- IWO

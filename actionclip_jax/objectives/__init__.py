@@ -22,6 +22,9 @@ passes `loss_fn` and `metrics_fn` into its steps):
   optimiser state; the plan loads them from `init.clip` or `init.checkpoint` (also when resuming).
 - `prepare_context(context, params) -> context`: once, before the first step, with the device
   context and the run's current parameters (e.g. a frozen classifier encoded once).
+- `check_class_lists(class_lists)`: once, with every class list the run scores (training, each
+  evaluation pass); raises `ValueError` on what none of them needs (FROSTER's descriptions of
+  other classes).
 - `with_text`, `scores_unseen_classes`, `num_templates`: facts the plan checks and reports.
 
 Adding an objective is one module here (`model_fields(num_classes)` and `make(config, model,
@@ -34,13 +37,20 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from actionclip_jax.objectives import class_texts, classifier, video_text, weight_interpolation
+from actionclip_jax.objectives import (
+    class_texts,
+    classifier,
+    froster,
+    video_text,
+    weight_interpolation,
+)
 
 _MODULES = {
     "video_text": video_text,
     "classifier": classifier,
     "class_texts": class_texts,
     "weight_interpolation": weight_interpolation,
+    "froster": froster,
 }
 NAMES = tuple(_MODULES)
 
@@ -59,6 +69,7 @@ class Objective:
     frozen: str = ""
     needs_reference: bool = False
     prepare_context: Callable[[dict, Any], dict] = lambda context, params: context
+    check_class_lists: Callable[[Sequence[Sequence[str]]], None] = lambda class_lists: None
     with_text: bool = True
     scores_unseen_classes: bool = True
     num_templates: int = 0
