@@ -1,12 +1,14 @@
-r"""The demo's held-out accuracy of each recipe: ActionCLIP, ViFi-CLIP, Open-VCLIP, over seeds.
+r"""The demo's held-out accuracy of each recipe: ActionCLIP, ViFi-CLIP, Open-VCLIP, FROSTER.
 
-  python benchmarks/demo_recipes.py [--recipes=actionclip,vificlip,openvclip] [--seeds=0,1,2]
-      [--base=/tmp/demo_recipes] [--keep_checkpoints] [--set=RECIPE:field=value ...]
+  python benchmarks/demo_recipes.py [--recipes=actionclip,vificlip,openvclip,froster]
+      [--seeds=0,1,2] [--base=/tmp/demo_recipes] [--keep_checkpoints]
+      [--set=RECIPE:field=value ...]
 
 Each (recipe, seed) is one complete `python -m actionclip_jax.main` run of the recipe's demo config
-(`configs/demo.py`, `configs/vificlip.py:demo`, `configs/openvclip.py:demo`) with
-`--config.seed=SEED`, on the cached synthetic data, in `BASE/<recipe>_s<seed>`; a run whose results
-are already there is not repeated. Recipes besides the three: `openvclip_frozen` (Open-VCLIP's
+(`configs/demo.py`, `configs/vificlip.py:demo`, `configs/openvclip.py:demo`,
+`configs/froster.py:demo`) with `--config.seed=SEED`, on the cached synthetic data, in
+`BASE/<recipe>_s<seed>`; a run whose results are already there is not repeated. Recipes besides
+the four: `openvclip_frozen` (Open-VCLIP's
 own text side and test-time interpolation, r = 0.5, which the demo config turns off because the
 demo has no pretrained CLIP; θ₀ is then the random initial weights). The table gives validation
 top-1 and held-out top-1 (unseen colour-shape-motion pairings) per seed, their mean ± std
@@ -33,6 +35,7 @@ RECIPES = {
     "actionclip": ("configs/demo.py", ()),
     "vificlip": ("configs/vificlip.py:demo", ()),
     "openvclip": ("configs/openvclip.py:demo", ()),
+    "froster": ("configs/froster.py:demo", ()),
     "openvclip_frozen": (
         "configs/openvclip.py:demo",
         ("--config.text.classifier=frozen", "--config.weight_space.interpolate=0.5"),
