@@ -347,3 +347,108 @@ def test_bad_froster_values_fail_naming_the_field(tmp_path):
     ):
         with pytest.raises(plan_lib.ConfigError, match=match):
             plan_lib.check_values(_config(tmp_path, **{field: value}))
+
+
+# ------------------------------------------------------------------------ the loop's view
+
+
+def _tiny_froster_config(**fields):
+    from configs import froster as froster_configs  # pylint: disable=import-outside-toplevel
+    from configs import test as test_config  # pylint: disable=import-outside-toplevel
+
+    config = froster_configs.recipe(test_config.get_config())
+    with config.unlocked():
+        config.data.num_frames = 4
+        for key, value in fields.items():
+            section, name = key.split(".")
+            config[section][name] = value
+    return config
+
+
+def test_teacher_is_theta0_sharded_like_the_parameters_and_has_no_optimiser_state():
+    from actionclip_jax import sharding, train  # pylint: disable=import-outside-toplevel
+
+    config = _tiny_froster_config(**{"sharding.fsdp": True, "sharding.fsdp_min_size": 4096,
+                                     "optim.projector_ratio": 3.0})  # fmt: skip
+    plan = plan_lib.model_plan(config, [f"class {i}" for i in range(5)])
+    mesh = sharding.make_mesh()
+    state_plan = train.plan_train_state(plan, mesh, steps_per_epoch=10)
+    assert state_plan.schedules["projectors"](20) == pytest.approx(
+        3.0 * state_plan.schedules["text"](20)
+    )
+    state = train.initial_state(plan, state_plan)
+    assert set(state.params) == {"clip", "projector_v", "projector_t"}
+    context, shardings = train.train_context(plan, state_plan, mesh, state.params)
+    # θ₀ is the run's initial CLIP (no init.clip / init.checkpoint here), placed as the params.
+    flat_ref = jax.tree_util.tree_leaves_with_path(context["reference"])
+    params_clip = dict(jax.tree_util.tree_leaves_with_path(state.params["clip"]))
+    assert any(len(leaf.sharding.device_set) == 8 and not leaf.sharding.is_fully_replicated
+               for _, leaf in flat_ref)  # FSDP shards the big ones  # fmt: skip
+    for path, leaf in flat_ref:
+        assert leaf.sharding == params_clip[path].sharding
+        np.testing.assert_array_equal(leaf, params_clip[path])
+    assert context["teacher_text"].shape == (29, 5, config.model.clip.embed_dim)
+    # The optimiser holds two moments per trained parameter and nothing for θ₀.
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+    n_moments = sum(x.size for x in jax.tree.leaves(state.opt_state) if x.ndim > 0)
+    assert n_moments == 2 * n_params
+
+
+FROSTER_TEST_RUN = (
+    "--config.model.objective=froster",
+    "--config.model.frame_stage=neighbour",
+    "--config.model.head=mean_logits",
+    "--config.text.templates=froster29",
+    "--config.text.train_templates=1",
+    "--config.checkpoint.keep_epochs=True",
+    "--config.weight_space.average_epochs=(1,2)",
+    "--config.data.eval_sampling=window",
+    "--config.data.eval_stride=4",
+    "--config.data.num_clips=3",
+    "--config.eval.view_reduce=logit_sum",
+    "--config.loss.distill_form=l2",
+    "--config.sharding.fsdp=True",
+    "--config.sharding.fsdp_min_size=4096",
+)
+
+
+@pytest.mark.slow
+def test_froster_run_resumes_with_its_teacher_and_writes_directories_without_projectors(
+    tmp_path_factory,
+):
+    import train_helpers as h  # pylint: disable=import-outside-toplevel
+
+    from actionclip_jax import weight_space  # pylint: disable=import-outside-toplevel
+
+    basetemp = tmp_path_factory.getbasetemp()
+    sizes = {"embed_dim": 32, "image_resolution": 32, "vision_layers": 1, "vision_width": 64,
+             "vision_patch_size": 8, "context_length": 32, "vocab_size": 49408,
+             "transformer_width": 64, "transformer_heads": 1,
+             "transformer_layers": 1}  # configs/test.py's  # fmt: skip
+    clip_file = tmp_path_factory.mktemp("froster_init") / "clip.pt"
+    torch.save(reference.make_reference_clip(sizes, 0).state_dict(), clip_file)
+    workdir = tmp_path_factory.mktemp("froster_run") / "run"
+    args = (*FROSTER_TEST_RUN, f"--config.init.checkpoint={clip_file}")
+    with h.compile_cache(basetemp):
+        h.run(basetemp, workdir, *args, "--config.max_steps=3")  # stops at the end of epoch 1
+        log = h.run(basetemp, workdir, *args, log=workdir.with_suffix(".2.log"))
+    assert "resumed from step 3" in log
+    assert "θ₀ (the original CLIP weights) from init.checkpoint" in log
+    assert "train/distill_video" in log and "train/distill_text" in log
+    heldout = h.eval_results(workdir, "eval_results_heldout.json")
+    assert heldout["weights"] == "average of epochs 1-2"
+    params = h.load_params(workdir, 6)
+    assert np.any(np.asarray(params["projector_v"]["linear2"]["kernel"]))  # trained from zero
+    _, clip_params = weights.load_clip(clip_file)
+    assert not np.array_equal(params["clip"]["ln_final"]["scale"],
+                              clip_params["ln_final"]["scale"])  # the text side trains  # fmt: skip
+
+    # Directories written from the run hold the model's weights, not the projectors.
+    averaged, _ = weight_space.average_command(run=str(workdir), epochs="1,2")
+    assert set(averaged) == {"clip"}
+    out = tmp_path_factory.mktemp("froster_swa") / "swa"
+    weights.save_converted(out, weight_space._meta_of(sizes, {**actionclip.VIDEO_DEFAULTS,
+        "num_frames": 4, "frame_stage": "neighbour", "head": "mean_logits"}, str(workdir), "run",
+        "average"), averaged)  # fmt: skip
+    model, loaded = load_actionclip(out)
+    assert model.frame_stage == "neighbour" and set(loaded) == {"clip"}
