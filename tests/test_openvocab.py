@@ -164,6 +164,7 @@ def test_recipe_imports_are_strict(tmp_path, vifi_files):
 # ----------------------------------------------------------------------------------------- IWO
 
 
+@pytest.mark.slow  # two compiles of a loss with two forward passes and its gradient
 def test_iwo_gradient_matches_the_original_three_passes(tmp_path):
     t, names = 2, NAMES
     theta, theta0 = _clip(seed=0), _clip(seed=7)
@@ -180,7 +181,8 @@ def test_iwo_gradient_matches_the_original_three_passes(tmp_path):
     video = ref_ov.clip_normalise(_uint8_video(t, b=3, seed=11))
     labels = np.array([2, 0, 1], np.int32)
     inputs = {"video": jnp.asarray(video), "label": jnp.asarray(labels)}
-    (loss, aux), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(
+    # Jitted: op-by-op dispatch of the whole backward pass costs more than compiling it.
+    (loss, aux), grads = jax.jit(jax.value_and_grad(objective.loss_fn, has_aux=True))(
         params, inputs, jax.random.key(4), context
     )
     alpha = float(aux["alpha"])
@@ -209,10 +211,10 @@ def test_iwo_gradient_matches_the_original_three_passes(tmp_path):
     assert np.abs(want_all).max() > 0
     assert reference.rel_err(got_all, want_all) < TOL
     # The interpolated term changed the gradient: it is not the plain loss's alone.
-    plain = jax.grad(lambda p: class_texts.bundle(
+    plain = jax.jit(jax.grad(lambda p: class_texts.bundle(
         model, templates=prompts.OPENVCLIP_TEMPLATES, name_style="words", frozen=True,
         num_classes=len(names),
-    ).loss_fn(p, inputs, jax.random.key(4), context)[0])(params)  # fmt: skip
+    ).loss_fn(p, inputs, jax.random.key(4), context)[0]))(params)  # fmt: skip
     plain = np.concatenate([np.asarray(g).ravel() for g in jax.tree.leaves(plain)])
     assert reference.rel_err(plain, want_all) > 1e-2
     assert float(loss) == pytest.approx(float(aux["loss_plain"]) + 0.5 * float(
@@ -295,13 +297,19 @@ def test_l2_normalised_embedding_except_for_mean_logits():
     from actionclip_jax.models import actionclip  # pylint: disable=import-outside-toplevel
 
     sizes = {**SIZES, "vision_layers": 1}
+    # Weights from a reference CLIP: no random initialisation to compile (CPU compiles of
+    # threefry-heavy inits take seconds).
+    sd = {k: v.numpy() for k, v in reference.make_reference_clip(sizes, 0).state_dict().items()}
+    clip_sizes, clip_params = weights.clip_params_from_state_dict(
+        sd, args={**weights.clip_sizes(sd), "activation": "quick_gelu"}
+    )
     video = jnp.asarray(np.random.RandomState(0).randn(2, 2, 32, 32, 3).astype(np.float32))
     norms = {}
-    for head in ("meanP", "mean_logits"):
-        model = actionclip.build({"clip": sizes, "video": {"num_frames": 2, "head": head}})
-        params = actionclip.init_params(model, jax.random.key(0))
-        emb = model.apply({"params": params}, video, method=model.video_embedding)
-        frames = model.apply({"params": params}, video, method=model.encode_frames)
+    for head in ("meanP", "mean_logits"):  # neither head has parameters
+        model = actionclip.build({"clip": clip_sizes, "video": {"num_frames": 2, "head": head}})
+        emb, frames = jax.jit(
+            lambda p, v, model=model: model.apply({"params": p}, v, method=model.embeddings)
+        )({"clip": clip_params}, video)
         norms[head] = np.linalg.norm(np.asarray(emb), axis=-1)
         if head == "mean_logits":
             np.testing.assert_allclose(emb, l2_normalize(frames).mean(1), rtol=1e-6)
@@ -376,7 +384,7 @@ def test_weight_space_average_and_interpolate_write_loadable_directories(tmp_pat
     assert info["kind"] == "open_vclip" and model.frame_stage == "neighbour"
     _, p0 = load_actionclip(dirs[0])
     _, p1 = load_actionclip(dirs[1])
-    _, clip_params = weights.load_clip(tmp_path / "clip.pt")
+    _, clip_params = weights.load_clip(tmp_path / "clip.pt", activation="quick_gelu")
     want = jax.tree.map(lambda a, b, c: 0.5 * c + 0.25 * a + 0.25 * b, p0["clip"], p1["clip"],
                         clip_params)  # fmt: skip
     for g, w in zip(jax.tree.leaves(got["clip"]), jax.tree.leaves(want)):
@@ -418,7 +426,8 @@ def test_openvclip_run_resumes_with_theta0_from_init_checkpoint_and_scores_swa_m
     clip_file = tmp_path_factory.mktemp("ovc_init") / "clip.pt"
     torch.save(reference.make_reference_clip(sizes, 0).state_dict(), clip_file)
     workdir = tmp_path_factory.mktemp("ovc_run") / "run"
-    args = (*OPENVCLIP_TEST_RUN, f"--config.init.checkpoint={clip_file}")
+    args = (*OPENVCLIP_TEST_RUN, f"--config.init.checkpoint={clip_file}",
+            "--config.init.activation=quick_gelu")
     with h.compile_cache(basetemp):
         h.run(basetemp, workdir, *args, "--config.max_steps=3")  # stops at the end of epoch 1
         log = h.run(basetemp, workdir, *args, log=workdir.with_suffix(".2.log"))
@@ -431,7 +440,7 @@ def test_openvclip_run_resumes_with_theta0_from_init_checkpoint_and_scores_swa_m
     assert h.eval_results(workdir)["weights"] == "as trained"  # validation: the raw weights
     # The frozen text tower is CLIP's, to the bit; the image tower has moved.
     params = h.load_params(workdir, 6)["clip"]
-    _, clip_params = weights.load_clip(clip_file)
+    _, clip_params = weights.load_clip(clip_file, activation="quick_gelu")
     np.testing.assert_array_equal(params["ln_final"]["scale"], clip_params["ln_final"]["scale"])
     np.testing.assert_array_equal(params["token_embedding"]["embedding"],
                                   clip_params["token_embedding"]["embedding"])  # fmt: skip

@@ -203,13 +203,15 @@ def build(
 
 def spec_of(model: ActionCLIP) -> dict:
     """The spec `build` turns back into `model` (sizes, visual prompt, layer and towers)."""
-    return {
+    spec = {
         "clip": dict(model.clip_sizes),
         "video": {k: getattr(model, k) for k in VIDEO_DEFAULTS},
         "num_classes": int(model.num_classes),
         "with_text": bool(model.with_text),
-        "projectors": bool(model.projectors),
     }
+    if model.projectors:  # only FROSTER's objective asks for them (`objectives.model_fields`)
+        spec["projectors"] = True
+    return spec
 
 
 def inference_params(params):
