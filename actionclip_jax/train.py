@@ -274,7 +274,8 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
     mesh = sharding.make_mesh()
     global_batch = config.data.batch_size
     steps_per_epoch = len(plan.train_source) // global_batch
-    total_steps = int(config.optim.epochs * steps_per_epoch)
+    schedule_steps = int(config.optim.epochs * steps_per_epoch)
+    total_steps = schedule_steps
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
@@ -354,15 +355,26 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             t_pause = time.perf_counter()
             if (epoch_end and epoch % config.eval_every_epochs == 0) or done == total_steps:
                 measured = passes.measure(plan, [val], state.params, done)
+                weights = ""  # what weight_space.* did to the weights the final passes score
                 if done == total_steps and final:
-                    if tuple(config.weight_space.average_epochs):
-                        ckpt.wait()  # the epoch checkpoints it averages are saved asynchronously
                     # The final passes score what `weight_space.*` makes of the weights (the
-                    # validation pass above, the run's weights as they are).
-                    scored = weight_space.evaluation_params(
-                        plan, state.params, state_plan.shardings.params, done, steps_per_epoch
-                    )
-                    weights = weight_space.describe(config)
+                    # validation pass above, the run's weights as they are) once the run has
+                    # trained its whole schedule; one stopped short by max_steps (resumable to
+                    # its end) scores them as they are.
+                    weights, scored = weight_space.describe(config), state.params
+                    if weights and done < schedule_steps:
+                        logging.warning(
+                            "max_steps stops the run at step %d of %d: the final passes score "
+                            "its weights as they are, not the %s (weight_space.*) of a finished "
+                            "run", done, schedule_steps, weights,
+                        )  # fmt: skip
+                        weights = ""
+                    elif weights:
+                        if tuple(config.weight_space.average_epochs):
+                            ckpt.wait()  # the epoch checkpoints it averages are saved async
+                        scored = weight_space.evaluation_params(
+                            plan, state.params, state_plan.shardings.params, done, steps_per_epoch
+                        )
                     measured.update(passes.measure(plan, final, scored, done, weights))
                     scored = None
                 ckpt.save(done, state, train_iter, metrics=measured[""][1], counters=counters())
@@ -373,9 +385,7 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
                 if plan.heldout is not None and "heldout" in per:
                     results["heldout"] = per.pop("heldout")
                 if per:  # the protocol's own passes
-                    results["protocol"] = passes.summarize(
-                        plan, per, workdir, weight_space.describe(config)
-                    )
+                    results["protocol"] = passes.summarize(plan, per, workdir, weights)
             elif (
                 done % config.checkpoint.every_steps == 0
                 or preemption.requested
