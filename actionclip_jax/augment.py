@@ -6,7 +6,8 @@ jitted train step finishes the original's train transform (ActionCLIP section 5.
     x = photometric_augment(video_uint8, key)  # [B, T, H, W, 3] float32 in [0, 1]
     x = normalize(x)
 
-and the eval step uses ``preprocess_uint8(video_uint8)``.
+and the eval step uses ``preprocess_uint8(video_uint8)``. Both normalise with CLIP's mean and std,
+or ImageNet's for ViFi-CLIP (``pixel_norm``, `PIXEL_NORMS`).
 
 Colour jitter follows torchvision's ``ColorJitter`` on float images: brightness, contrast,
 saturation and hue in a random order, each clamped to [0, 1]. The original ran it on PIL
@@ -29,6 +30,12 @@ import numpy as np
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# ViFi-CLIP normalises 0-255 pixels with ImageNet's (123.675, 116.28, 103.53) / (58.395, 57.12,
+# 57.375): the same map as these on [0, 1] pixels (each divided by 255).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# `data.pixel_norm` → (mean, std) on [0, 1] pixels.
+PIXEL_NORMS = {"clip": (CLIP_MEAN, CLIP_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 
 # ITU-R 601 luma, the weights of PIL's convert("L") that the original's grayscale and
 # PIL colour ops use.
@@ -315,18 +322,25 @@ def photometric_augment(
 # ---------------------------------------------------------------------------------------
 
 
-@jax.jit
-def normalize(video: jax.Array) -> jax.Array:
-    """``(x - CLIP_MEAN) / CLIP_STD`` per channel on ``[..., 3]`` float in [0, 1]."""
-    mean = jnp.asarray(np.array(CLIP_MEAN, np.float32))
-    std = jnp.asarray(np.array(CLIP_STD, np.float32))
+def _mean_std(pixel_norm: str):
+    if pixel_norm not in PIXEL_NORMS:
+        raise ValueError(f"pixel_norm must be one of {tuple(PIXEL_NORMS)}, got {pixel_norm!r}")
+    mean, std = PIXEL_NORMS[pixel_norm]
+    return jnp.asarray(np.array(mean, np.float32)), jnp.asarray(np.array(std, np.float32))
+
+
+@functools.partial(jax.jit, static_argnames=("pixel_norm",))
+def normalize(video: jax.Array, pixel_norm: str = "clip") -> jax.Array:
+    """``(x - mean) / std`` per channel on ``[..., 3]`` float in [0, 1], with the mean and std of
+    `PIXEL_NORMS[pixel_norm]` (CLIP's by default)."""
+    mean, std = _mean_std(pixel_norm)
     return (video - mean) / std
 
 
-@jax.jit
-def preprocess_uint8(video: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("pixel_norm",))
+def preprocess_uint8(video: jax.Array, pixel_norm: str = "clip") -> jax.Array:
     """The eval path: uint8 ``[..., 3]`` to float32 ``/ 255``, then `normalize`."""
-    return normalize(jnp.asarray(video).astype(jnp.float32) / 255.0)
+    return normalize(jnp.asarray(video).astype(jnp.float32) / 255.0, pixel_norm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,15 +362,80 @@ def train_video(
     p_gray: float,
     per_frame_jitter: bool,
     dtype=jnp.float32,
+    pixel_norm: str = "clip",
 ) -> jax.Array:
-    """Photometric augmentation (one key per clip, `per_sample_keys`) and CLIP normalisation
-    of uint8 ``[B, T, S, S, 3]``, cast to the compute ``dtype``."""
+    """Photometric augmentation (one key per clip, `per_sample_keys`) and normalisation
+    (`PIXEL_NORMS[pixel_norm]`) of uint8 ``[B, T, S, S, 3]``, cast to the compute ``dtype``."""
     if p_jitter == 0 and p_gray == 0:  # nothing to draw: skip compiling it
-        return preprocess_uint8(video).astype(dtype)
+        return preprocess_uint8(video, pixel_norm).astype(dtype)
 
     def one(clip, key):
         return photometric_augment(
             clip[None], key, p_jitter=p_jitter, p_gray=p_gray, per_frame_jitter=per_frame_jitter
         )[0]
 
-    return normalize(jax.vmap(one)(video, keys)).astype(dtype)
+    return normalize(jax.vmap(one)(video, keys), pixel_norm).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# Mixup and CutMix over a batch (ViFi-CLIP's video blending)
+# ---------------------------------------------------------------------------------------
+
+
+def mix_videos(
+    video: jax.Array,
+    targets: jax.Array,
+    key: jax.Array,
+    *,
+    mixup_alpha: float = 0.8,
+    cutmix_alpha: float = 1.0,
+    switch_prob: float = 0.5,
+):
+    """Mixup or CutMix of a batch of clips and their soft targets (one draw for the batch).
+
+    As X-CLIP's `CutmixMixupBlending`, which ViFi-CLIP trains with: with probability
+    `switch_prob` CutMix, else Mixup (only the one whose alpha is > 0 when the other is 0); the
+    partner of sample i is sample `perm[i]` of a random permutation; λ ~ Beta(α, α). Mixup blends
+    whole clips, `λ·x + (1 − λ)·x[perm]`. CutMix pastes one box of the partner into every frame:
+    sides `⌊side·√(1 − λ)⌋`, centre uniform over the frame, clipped at the border; λ becomes the
+    share of the frame left uncovered. Targets mix with the same λ.
+
+    Args:
+      video: `[B, T, H, W, 3]` (normalised or not: both blends are affine).
+      targets: `[B, C]` float (e.g. `losses.smooth_labels`).
+      key: PRNG key.
+      mixup_alpha, cutmix_alpha: Beta parameters; 0 turns one off (not both).
+      switch_prob: probability of CutMix when both are on.
+    Returns:
+      `(video, targets)`, the same shapes and dtypes.
+    """
+    if mixup_alpha <= 0 and cutmix_alpha <= 0:
+        raise ValueError("mix_videos needs mixup_alpha > 0 or cutmix_alpha > 0")
+    b, _, h, w, _ = video.shape
+    k_switch, k_perm, k_mix, k_cut, k_cx, k_cy = jax.random.split(key, 6)
+    perm = jax.random.permutation(k_perm, b)
+    partner = video[perm]
+    if mixup_alpha > 0 and cutmix_alpha > 0:
+        use_cutmix = jax.random.uniform(k_switch) < switch_prob
+    else:
+        use_cutmix = jnp.bool_(cutmix_alpha > 0)
+    # A blend that is off keeps λ = 1 (its branch is never selected).
+    one = jnp.float32(1.0)
+    lam_mix = jax.random.beta(k_mix, mixup_alpha, mixup_alpha) if mixup_alpha > 0 else one
+    lam_cut = jax.random.beta(k_cut, cutmix_alpha, cutmix_alpha) if cutmix_alpha > 0 else one
+    ratio = jnp.sqrt(1.0 - lam_cut)
+    cut_w = jnp.floor(w * ratio).astype(jnp.int32)
+    cut_h = jnp.floor(h * ratio).astype(jnp.int32)
+    cx = jax.random.randint(k_cx, (), 0, w)
+    cy = jax.random.randint(k_cy, (), 0, h)
+    x1, x2 = jnp.clip(cx - cut_w // 2, 0, w), jnp.clip(cx + cut_w // 2, 0, w)
+    y1, y2 = jnp.clip(cy - cut_h // 2, 0, h), jnp.clip(cy + cut_h // 2, 0, h)
+    rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+    box = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)  # [H, W]
+    lam_box = 1.0 - ((x2 - x1) * (y2 - y1)).astype(jnp.float32) / (h * w)
+    cut = jnp.where(box[None, None, :, :, None], partner, video)
+    lam_m = lam_mix.astype(video.dtype)
+    mixed = lam_m * video + (1 - lam_m) * partner
+    lam = jnp.where(use_cutmix, lam_box, lam_mix)
+    video = jnp.where(use_cutmix, cut, mixed)
+    return video, lam * targets + (1.0 - lam) * targets[perm]

@@ -7,11 +7,12 @@ config, the model spec `models.actionclip.build` takes, what the run scores with
 objective, class names and prompt templates), the validation metrics of that step if it was
 evaluated, and run counters such as `bad_samples_total`).
 
-Kept: the last `checkpoint.keep` steps and the best by top-1. Saves are asynchronous; orbax writes
-each step to a temporary folder and renames it when complete, so a run killed at any point (also
-mid-save) resumes from the last complete step. A save that fails in the background (a full disk)
-is raised by `Checkpointer.check`, which the loop calls before every step, as a
-`CheckpointSaveError` naming the folder and the cause.
+Kept: the last `checkpoint.keep` steps, the best by top-1, and with `checkpoint.keep_epochs` the
+step that ends every epoch (`meta` records `steps_per_epoch`, so that `weight_space` finds them).
+Saves are asynchronous; orbax writes each step to a temporary folder and renames it when complete,
+so a run killed at any point (also mid-save) resumes from the last complete step. A save that fails
+in the background (a full disk) is raised by `Checkpointer.check`, which the loop calls before every
+step, as a `CheckpointSaveError` naming the folder and the cause.
 
 A step that does not read back (a truncated file, an empty `meta/metadata`) is reported in one
 line and moved to `WORKDIR/damaged_checkpoints/<step>-<time>`, never deleted, and the newest
@@ -162,6 +163,21 @@ def choose_step(workdir, step: int | None = None, best: bool = False) -> tuple[i
     return newest_readable_meta(workdir)  # raises when none reads
 
 
+def read_params(workdir, step: int, abstract_params):
+    """The `params` item of one step of a run, read-only (no manager of the run is kept open).
+
+    `abstract_params`: `jax.ShapeDtypeStruct`s (with shardings, e.g. from `abstract_tree`) of the
+    model the run's metadata describes.
+    """
+    read_meta(workdir, step)  # refuses a foreign format before orbax tries
+    manager = ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS)
+    try:
+        args = ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params))
+        return manager.restore(step, args=args)["params"]
+    finally:
+        manager.close()
+
+
 def abstract_tree(tree, shardings):
     """`jax.ShapeDtypeStruct`s of `tree` carrying `shardings`: what a restore fills in."""
     return jax.tree.map(
@@ -172,10 +188,20 @@ def abstract_tree(tree, shardings):
 class Checkpointer:
     """Saves and restores one run's checkpoints (see the module docstring)."""
 
-    def __init__(self, workdir, config, spec: dict | None = None, run: dict | None = None):
+    def __init__(
+        self,
+        workdir,
+        config,
+        spec: dict | None = None,
+        run: dict | None = None,
+        steps_per_epoch: int = 0,
+    ):
         self.config, self.spec, self.run = config, spec, dict(run or {})
+        self.steps_per_epoch = int(steps_per_epoch)
         c = config.checkpoint
         policies = [ocp.checkpoint_managers.LatestN(n=c.keep)]
+        if c.keep_epochs and self.steps_per_epoch:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(self.steps_per_epoch))
         if c.keep_best:
             policies.append(
                 ocp.checkpoint_managers.BestN(
@@ -208,6 +234,7 @@ class Checkpointer:
             "run": self.run,
             "metrics": None if metrics is None else {k: float(metrics[k]) for k in ("top1", "top5")},
             "counters": dict(counters or {}),
+            "steps_per_epoch": self.steps_per_epoch,
         }
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(state.params),

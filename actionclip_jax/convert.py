@@ -5,6 +5,13 @@ Into a directory that loads without PyTorch (the default, `--to=jax`):
   python -m actionclip_jax.convert --checkpoint=ViT-B-16.pt --output=/data/clip_b16
   python -m actionclip_jax.convert --checkpoint=/hf/clip-vit-base-patch16 --output=/data/clip_b16
   python -m actionclip_jax.convert --checkpoint=open_clip_b16.pt --activation=gelu --output=DIR
+  python -m actionclip_jax.convert --checkpoint=vifi_clip_10_epochs_k400_full_finetuned.pth \
+      --clip=ViT-B-16.pt --output=/data/vificlip_k400
+  python -m actionclip_jax.convert --checkpoint=openvclip-b16/swa_2_22.pth --output=/data/ovc
+
+Besides CLIP and ActionCLIP files it reads ViFi-CLIP's, Open-VCLIP's and FROSTER's released
+checkpoints and records which recipe they came from (`actionclip_jax.importers`); ViFi-CLIP's take
+CLIP's token embedding from `--clip`.
 
 The input may be an OpenAI CLIP `.pt`, an ActionCLIP training checkpoint, a Hugging Face
 `CLIPModel` folder, an open_clip folder or state dict (plain state dicts need `--activation`). The
@@ -55,6 +62,9 @@ _ACTIVATION = flags.DEFINE_enum(
     "quick_gelu (OpenAI CLIP) or gelu (most open_clip models).",
 )  # fmt: skip
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output.")
+_CLIP = flags.DEFINE_string(
+    "clip", None, "OpenAI CLIP file: the token embedding that ViFi-CLIP checkpoints leave out."
+)
 
 
 def main(argv):
@@ -69,6 +79,7 @@ def main(argv):
                 activation=_ACTIVATION.value,
                 to=_TO.value,
                 num_frames=_NUM_FRAMES.value,
+                clip_source=_CLIP.value,
             )
             print(f"wrote {_OUTPUT.value}: {summary}")
             return
@@ -79,10 +90,12 @@ def main(argv):
             _OUTPUT.value,
             overwrite=_OVERWRITE.value,
             activation=_ACTIVATION.value,
+            clip_source=_CLIP.value,
         )
     except (OSError, ValueError, ImportError) as e:  # bad input: one line, no traceback
         sys.exit(f"convert: error: {e}")
-    print(f"wrote {_OUTPUT.value}: {meta}")
+    recipe = f" ({meta['recipe']} checkpoint)" if meta.get("recipe") else ""
+    print(f"wrote {_OUTPUT.value}{recipe}: {meta}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 from etils import epath
 
 from actionclip_jax import weights
+from actionclip_jax.models import actionclip
 from actionclip_jax.weight_files import CheckpointError
 
 DTYPES = ("fp32", "fp16")
@@ -90,6 +91,14 @@ def _check_exportable(model, source):
         problems.append(
             f"its text tower has {sizes['transformer_heads']} heads; the original builds "
             f"transformer_width / 64 = {sizes['transformer_width'] // 64}"
+        )
+    if model.frame_stage not in ("none", "shift", "joint"):
+        problems.append(f"its frame stage {model.frame_stage!r} (Open-VCLIP's) is not the original's")
+    if model.head == "mean_logits":
+        problems.append("its mean_logits pooling (Open-VCLIP's) is none of the original's heads")
+    if model.pixel_norm != "clip":
+        problems.append(
+            f"it expects {model.pixel_norm}-normalised pixels; the original feeds CLIP's"
         )
     if model.head == "transf" and model.head_layers > ORIGINAL_HEAD_LAYERS:
         problems.append(f"its transf head has {model.head_layers} blocks, more than the original's 6")
@@ -219,6 +228,7 @@ def export_actionclip_pt(
     activation: str | None = None,
     to: str = "actionclip-pt",
     num_frames: int | None = None,
+    clip_source=None,
 ) -> dict:
     """Writes any loadable checkpoint as an original ActionCLIP checkpoint file (`.pt`).
 
@@ -236,6 +246,7 @@ def export_actionclip_pt(
       to: `actionclip-pt` or `mmaction2`.
       num_frames: T of the model (mmaction2: the rows of its frame-position table); by default
         the checkpoint's, else 8.
+      clip_source: as for `load_actionclip` (a ViFi-CLIP file's token embedding).
 
     Returns:
       A summary: the path, dtype, head, frame stage and tensor counts.
@@ -257,8 +268,9 @@ def export_actionclip_pt(
             "(or `pip install torch`)"
         ) from e
     model, params = weights.load_actionclip(
-        checkpoint, num_frames=num_frames, activation=activation
+        checkpoint, num_frames=num_frames, activation=activation, clip_source=clip_source
     )
+    params = actionclip.inference_params(params)  # not what only training reads (FROSTER's)
     as_torch = lambda sd: OrderedDict((k, torch.from_numpy(v.copy())) for k, v in sd.items())
     if to == "mmaction2":
         # mmaction2 builds OpenAI's CLIP (fp16 on GPUs) and loads into it; the adapter is fp32.

@@ -1,5 +1,6 @@
-"""ActionCLIP's symmetric KL loss between video–text logits and a soft label-equality target, and
-the unimodal baseline's cross-entropy."""
+"""ActionCLIP's symmetric KL loss between video–text logits and a soft label-equality target, the
+unimodal baseline's cross-entropy, and the soft-target cross-entropy over all class texts
+(ViFi-CLIP, Open-VCLIP) with label smoothing."""
 
 import jax
 import jax.numpy as jnp
@@ -36,3 +37,16 @@ def cross_entropy_loss(logits, labels):
     """Batch-mean softmax cross-entropy of `[B, C]` logits against `[B]` int labels, in fp32."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1).mean()
+
+
+def smooth_labels(labels, num_classes: int, smoothing: float = 0.0):
+    """One-hot targets `[B, C]` with label smoothing: `s/C` off the label, `1 - s + s/C` on it
+    (timm's and X-CLIP's convention, which ViFi-CLIP uses with s = 0.1)."""
+    off = smoothing / num_classes
+    return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32) * (1.0 - smoothing) + off
+
+
+def soft_cross_entropy(logits, targets):
+    """Batch-mean cross-entropy of `[B, C]` logits against soft targets `[B, C]`, in fp32."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.sum(targets * logp, axis=-1).mean()

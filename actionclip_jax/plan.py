@@ -9,8 +9,12 @@
 3. class names are read, the objective is picked by name (`actionclip_jax.objectives`), data
    sources are opened and prompt tables built, once per list;
 4. the model is built, once, from the spec of the run's own checkpoint when the workdir has one
-   (resuming: `init.checkpoint` is then not read at all), else from `init.checkpoint`'s sizes (its
-   weights kept in `pretrained`), else from `model.clip`.
+   (resuming: `init.checkpoint` is then not read for the model), else from `init.checkpoint`'s
+   sizes (its weights kept in `pretrained`), else from `model.clip`;
+5. θ₀, the original CLIP weights, are loaded (`reference`) when a training objective reads them
+   (Open-VCLIP's weight interpolation, FROSTER's teacher) or the evaluated weights are
+   interpolated with them (`weight_space.interpolate`): from `init.clip`, else
+   `init.checkpoint` (its copy of the original CLIP where it carries one), also when resuming.
 
 The training loop (`train.py`) and evaluation-only runs (`evaluate.py`) consume the plan; neither
 reads the config's data or model sections themselves.
@@ -32,11 +36,20 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from actionclip_jax import checkpointing, objectives, prompts, weights
+from actionclip_jax import (
+    augment,
+    checkpointing,
+    descriptions,
+    objectives,
+    prompts,
+    scoring,
+    weights,
+)
 from actionclip_jax.evals import protocols
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import ATTENTION_IMPLS, FRAME_STAGES, REMAT_POLICIES
 from actionclip_jax.models.heads import HEADS
+from actionclip_jax.objectives import froster
 from data_pipeline import labels as label_files
 from data_pipeline import sources, splits
 
@@ -51,7 +64,9 @@ _VIDEO_FIELDS = {
     "position_rows": "model.position_rows",
     "conv1d_original": "model.conv1d_original",
     "head_layers": "model.head_layers",
+    "pixel_norm": "data.pixel_norm",
 }
+EVAL_SAMPLINGS = ("segments", "window")
 
 
 class ConfigError(ValueError):
@@ -100,6 +115,9 @@ class RunPlan:
     protocol: tuple[EvalTask, ...]  # the configured protocol's passes
     resume_step: int | None  # the run's newest readable checkpoint, if any
     pretrained: Mapping | None  # init.checkpoint's weights (host), when a new run starts there
+    # θ₀ (the `clip` subtree, host) when the objective or weight_space.interpolate needs it; None
+    # there means the run's own random initial weights (no init.clip or init.checkpoint).
+    reference: Mapping | None = None
 
     @property
     def final_tasks(self) -> tuple[EvalTask, ...]:
@@ -127,7 +145,12 @@ def check_values(config) -> None:
         "model.remat_policy": (m.remat_policy, REMAT_POLICIES),
         "model.attention_impl": (m.attention_impl, ATTENTION_IMPLS),
         "eval.protocol": (e.protocol, protocols.PROTOCOLS),
+        "eval.view_reduce": (e.view_reduce, scoring.VIEW_REDUCTIONS),
         "data.num_crops": (d.num_crops, (1, 3)),
+        "data.pixel_norm": (d.pixel_norm, tuple(augment.PIXEL_NORMS)),
+        "data.eval_sampling": (d.eval_sampling, EVAL_SAMPLINGS),
+        "text.classifier": (config.text.classifier, ("trained", "frozen")),
+        "text.class_names": (config.text.class_names, prompts.CLASS_NAME_STYLES),
     }
     for field, (value, allowed) in choices.items():
         if value not in allowed:
@@ -148,6 +171,14 @@ def check_values(config) -> None:
             _fail(field, f"must be at least 1, got {value!r}")
     if d.workers < 0:
         _fail("data.workers", f"must be >= 0, got {d.workers}")
+    if config.text.train_templates < 0:
+        _fail("text.train_templates", f"must be >= 0 (0: all), got {config.text.train_templates}")
+    if d.eval_stride < 1:
+        _fail("data.eval_stride", f"must be at least 1, got {d.eval_stride}")
+    if d.eval_scale_size < 0:
+        _fail("data.eval_scale_size", f"must be >= 0 (0: input size × 256/224), got "
+              f"{d.eval_scale_size}")  # fmt: skip
+    _check_loss_and_weight_space(config)
     n_dev = jax.device_count()
     for field, value in (("data.batch_size", d.batch_size), ("data.eval_batch_size",
                                                            d.eval_batch_size)):  # fmt: skip
@@ -188,6 +219,43 @@ def model_options(config) -> dict:
         remat_policy=m.remat_policy,
         attention_impl=m.attention_impl,
     )
+
+
+def _check_loss_and_weight_space(config) -> None:
+    lo = config.loss
+    if not 0.0 <= lo.label_smoothing < 1.0:
+        _fail("loss.label_smoothing", f"must be in [0, 1), got {lo.label_smoothing}")
+    for field in ("mixup_alpha", "cutmix_alpha"):
+        if lo[field] < 0:
+            _fail(f"loss.{field}", f"must be >= 0 (0: off), got {lo[field]}")
+    if not 0.0 <= lo.mix_switch_prob <= 1.0:
+        _fail("loss.mix_switch_prob", f"must be in [0, 1], got {lo.mix_switch_prob}")
+    alpha = tuple(lo.interpolation_alpha)
+    if len(alpha) != 2 or not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
+        _fail("loss.interpolation_alpha", f"must be (low, high), 0 <= low <= high <= 1: {alpha}")
+    if lo.interpolation_weight < 0:
+        _fail("loss.interpolation_weight", f"must be >= 0, got {lo.interpolation_weight}")
+    if lo.distill_weight < 0:
+        _fail("loss.distill_weight", f"must be >= 0, got {lo.distill_weight}")
+    if lo.distill_form not in froster.DISTILL_FORMS:
+        _fail("loss.distill_form", f"{lo.distill_form!r} is not one of {froster.DISTILL_FORMS}")
+    if not config.optim.projector_ratio > 0:
+        _fail("optim.projector_ratio", f"must be > 0, got {config.optim.projector_ratio}")
+    ws = config.weight_space
+    if not 0.0 <= ws.interpolate <= 1.0:
+        _fail("weight_space.interpolate", f"r must be in [0, 1] (0: off), got {ws.interpolate}")
+    epochs = tuple(ws.average_epochs)
+    if epochs and (len(epochs) != 2 or not 1 <= epochs[0] <= epochs[1]):
+        _fail(
+            "weight_space.average_epochs",
+            f"must be () or (first, last) with 1 <= first <= last, got {epochs}",
+        )
+    if epochs and config.mode == "train" and not config.checkpoint.keep_epochs:
+        _fail(
+            "checkpoint.keep_epochs",
+            "weight_space.average_epochs averages the run's epoch checkpoints: set "
+            "checkpoint.keep_epochs=True so that they are saved and kept",
+        )
 
 
 # ------------------------------------------------------------------------------------- data
@@ -324,12 +392,20 @@ def _check_resumed_spec(config, saved: Mapping, fields: Mapping, workdir: str) -
                 )
 
 
-def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
-    """`(clip sizes, params)` of `init.checkpoint`, reduced to what the model will have."""
+def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict, dict | None]:
+    """`(clip sizes, params, teacher)` of `init.checkpoint`: the parameters reduced to what the
+    model will have (with FROSTER's projectors when the file has them and so does the model),
+    and the copy of the original CLIP that the file may carry (FROSTER's `raw_model.`), else
+    None."""
     path = config.init.checkpoint
-    model, params = weights.load_actionclip(
-        path, config.data.num_frames, activation=config.init.activation or None
+    model, params, info = weights.load_actionclip(
+        path,
+        config.data.num_frames,
+        activation=config.init.activation or None,
+        clip_source=config.init.clip or None,
+        return_info=True,
     )
+    kept = info.get("projectors") if objective_fields.get("projectors") else None
     if not config.init.load_head or model.head != config.model.head:
         if config.init.load_head and "fusion" in params:
             logging.warning(
@@ -350,15 +426,18 @@ def _load_pretrained(config, objective_fields: Mapping) -> tuple[dict, dict]:
                 ", ".join(dropped),
             )
         params = {**params, "clip": {"visual": params["clip"]["visual"]}}
-    return dict(model.clip_sizes), params
+    if kept:
+        logging.info("init.checkpoint %s: its projectors continue training", path)
+        params = {**params, **kept}
+    return dict(model.clip_sizes), params, info.get("teacher")
 
 
 def merge_pretrained(init_params, loaded, source: str):
     """Overwrites random-init parameters with loaded ones; shapes must agree.
 
     Only parameters the checkpoint cannot have may stay random: a new temporal head, a linear
-    layer, and the joint time embedding when starting from a plain CLIP (as the original's
-    strict=False).
+    layer, the joint time embedding when starting from a plain CLIP (as the original's
+    strict=False), and what only a training objective reads (FROSTER's projectors).
     """
     flat_init = flax.traverse_util.flatten_dict(init_params, sep="/")
     flat_loaded = flax.traverse_util.flatten_dict(loaded, sep="/")
@@ -371,11 +450,12 @@ def merge_pretrained(init_params, loaded, source: str):
                 f"{source}: {k} has shape {tuple(v.shape)}, the model needs "
                 f"{tuple(flat_init[k].shape)}"
             )
+    optional = ("fusion/", "classifier/", *(f"{name}/" for name in actionclip.TRAINING_ONLY))
     missing = [
         k
         for k in flat_init
         if k not in flat_loaded
-        and not k.startswith(("fusion/", "classifier/"))
+        and not k.startswith(optional)
         and k != "clip/visual/time_embedding"
     ]
     if missing:
@@ -427,7 +507,7 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
     class_names = _read_class_names("data.labels", d.labels)
     module_fields = objectives.model_fields(config.model.objective, len(class_names))
     resume = checkpointing.newest_readable_meta(workdir)
-    resume_step, pretrained = None, None
+    resume_step, pretrained, teacher = None, None, None
     if resume is not None:  # the run's own model; init.checkpoint is not read
         resume_step, spec = resume[0], resume[1]["model"]
         _check_resumed_spec(config, spec, module_fields, workdir)
@@ -439,10 +519,22 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
                 "Give an OpenAI CLIP .pt, an ActionCLIP checkpoint or a converted directory, or "
                 "--config.init.checkpoint= for random initial weights.",
             )  # fmt: skip
-            sizes, pretrained = _load_pretrained(config, module_fields)
+            sizes, pretrained, teacher = _load_pretrained(config, module_fields)
         spec = {"clip": sizes, "video": _video_from_config(config), **module_fields}
     model = actionclip.build(spec, **model_options(config))
-    objective = objectives.make(config, model, class_names)
+    try:
+        objective = objectives.make(config, model, class_names)
+    except descriptions.DescriptionError as err:
+        _fail("text.descriptions", str(err))
+    except ValueError as err:  # the objective's own checks name their fields
+        _fail("model.objective", f"{config.model.objective}: {err}")
+
+    reference = None
+    # The objective reads θ₀ in training only (evaluation scores the run's own weights).
+    if (objective.needs_reference and config.mode == "train") or config.weight_space.interpolate:
+        reference = load_reference(
+            config, model, pretrained, evaluates_init=resume is None, teacher=teacher
+        )
 
     if not objective.scores_unseen_classes and config.eval.protocol in ("zero_shot", "base2novel"):
         _fail(
@@ -456,6 +548,8 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
         what = f"{field} ({data})"
         try:
             info = objective.class_info(names)
+        except descriptions.DescriptionError as err:
+            _fail("text.descriptions", f"{what}: {err}")
         except ValueError as err:
             _fail(field, f"{what}: {err}")
         source = _open_source(d, data, d.val_split, len(names))
@@ -488,6 +582,11 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
                 f"{d.train} has {len(train_source)} videos, fewer than one global batch "
                 f"({d.batch_size}); lower data.batch_size",
             )
+    scored = [class_names] + [t.class_names for t in (*protocol, val, heldout) if t is not None]
+    try:
+        objective.check_class_lists(scored)
+    except descriptions.DescriptionError as err:
+        _fail("text.descriptions", str(err))
     return RunPlan(
         config=config,
         workdir=workdir,
@@ -501,16 +600,87 @@ def make_plan(config, workdir, mode: str | None = None) -> RunPlan:
         protocol=tuple(protocol),
         resume_step=resume_step,
         pretrained=pretrained,
+        reference=reference,
     )
+
+
+_CLIP_HINT = (
+    "Give the original CLIP weights (an OpenAI CLIP .pt or a converted directory) as "
+    "--config.init.clip=FILE."
+)
+
+
+def fit_reference(params, model, source: str):
+    """θ₀'s `clip` tree reduced to the model's `clip` parameters; a missing one or a shape that
+    differs is a `CheckpointError` naming `source`."""
+    want = flax.traverse_util.flatten_dict(actionclip.abstract_params(model)["clip"], sep="/")
+    have = flax.traverse_util.flatten_dict(params, sep="/")
+    missing = sorted(k for k in want if k not in have)
+    if missing:
+        raise weights.CheckpointError(
+            f"{source} lacks the CLIP parameters {missing[:5]} of the model: it cannot be θ₀ "
+            f"(the original CLIP weights). {_CLIP_HINT}"
+        )
+    for k, leaf in want.items():
+        if tuple(have[k].shape) != tuple(leaf.shape):
+            raise weights.CheckpointError(
+                f"{source}: clip/{k} has shape {tuple(have[k].shape)}, the model's is "
+                f"{tuple(leaf.shape)}: not the CLIP this model was made from. {_CLIP_HINT}"
+            )
+    return flax.traverse_util.unflatten_dict(
+        {k: np.asarray(have[k], np.float32) for k in want}, sep="/"
+    )
+
+
+def load_reference(config, model, pretrained=None, evaluates_init: bool = False, teacher=None):
+    """θ₀, the original CLIP weights (host `clip` tree): `init.clip`, else `init.checkpoint`.
+
+    None when neither is set: θ₀ is then the run's own random initial weights. `pretrained`
+    (init.checkpoint's weights, already read) is reused rather than read twice; from a file that
+    carries a copy of the CLIP its model started from (FROSTER's training checkpoints: `teacher`,
+    already read, or read here) θ₀ is that copy.
+    `evaluates_init`: the weights to score are init.checkpoint's (no run checkpoint), so θ₀
+    cannot also come from it.
+    """
+    if config.init.clip:
+        field, path = "init.clip", config.init.clip
+    else:
+        field, path = "init.checkpoint", config.init.checkpoint
+        if path and evaluates_init and config.mode == "eval":
+            _fail(
+                "init.clip",
+                "weight_space.interpolate mixes the evaluated weights (init.checkpoint) with the "
+                "original CLIP weights, which must come from elsewhere. " + _CLIP_HINT,
+            )
+    if not path:
+        return None
+    if field == "init.checkpoint" and teacher is not None:
+        params, what = teacher, "its copy of the original CLIP (raw_model.)"
+    elif field == "init.checkpoint" and pretrained is not None:
+        params, what = pretrained["clip"], "its CLIP"
+    else:
+        _check_exists(field, path, _CLIP_HINT)
+        # θ₀ must be the model's CLIP: a plain state dict is read with the model's activation.
+        _, params = weights.load_clip(
+            path,
+            activation=model.clip_sizes.get("activation"),
+            clip_source=config.init.clip or None,
+            original=True,
+        )
+        what = "its original CLIP where it holds a copy, else its CLIP"
+    logging.info("θ₀ (the original CLIP weights) from %s: %s, %s", field, path, what)
+    return fit_reference(params, model, f"{field} ({path})")
 
 
 def run_info(plan: RunPlan) -> dict:
     """What a trained model scores with, recorded beside its weights: the objective, the
-    training classes and the prompt templates (a checkpoint must not need the label file)."""
+    training classes, the prompt templates and how class names are written in them (a
+    checkpoint must not need the label file)."""
     return {
         "objective": plan.config.model.objective,
         "class_names": list(plan.class_names),
         "templates": list(prompts.resolve_templates(plan.config.text.templates)),
+        "class_name_style": plan.config.text.class_names,
     }
 
 
@@ -541,7 +711,9 @@ def check_nothing_random(plan: RunPlan) -> None:
     """Evaluating `init.checkpoint` directly: fails when it lacks parameters the model has (a
     temporal head or linear layer of another kind), which would be scored from random weights."""
     have = flax.traverse_util.flatten_dict(plan.pretrained or {}, sep="/")
-    want = flax.traverse_util.flatten_dict(actionclip.abstract_params(plan.model), sep="/")
+    want = flax.traverse_util.flatten_dict(
+        actionclip.inference_params(actionclip.abstract_params(plan.model)), sep="/"
+    )  # what only training reads (FROSTER's projectors) may be random: scoring never uses it
     random = sorted(k for k in want if k not in have)
     if random:
         field = "model.objective" if any(k.startswith("classifier/") for k in random) else (
@@ -555,6 +727,12 @@ def check_nothing_random(plan: RunPlan) -> None:
             "model.head=meanP, model.frame_stage=none), or evaluate the --workdir of a run that "
             "trained it",
         )
+
+
+def init_key(config):
+    """The key of a run's random initial parameters (the first half of the seed's split; the
+    second seeds the train state's own stream)."""
+    return jax.random.split(jax.random.key(config.seed))[0]
 
 
 def initial_params(plan: RunPlan, rng, shardings):

@@ -23,6 +23,23 @@ The shipped lists name UCF101 and HMDB51 videos by file name without class folde
 videos in one flat folder of links (the folder `data.root` points to)::
 
   python -m actionclip_jax.splits flatten --src=UCF-101 --output=data/ucf101/videos
+
+The "full" zero-shot lists of Open-VCLIP and FROSTER (UCF101*: all 13,320 videos; HMDB51*: the
+5,100 videos of split 1's training and test lists), ids as the shipped lists' (read off their
+split-1 test list)::
+
+  python -m actionclip_jax.splits full --dataset=ucf101 --src=UCF-101 --output=FILE
+  python -m actionclip_jax.splits full --dataset=hmdb51 --src=testTrainMulti_7030_splits \
+      --output=FILE
+
+(UCF101: every `v_<Class>_g<NN>_c<NN>` video under `--src`; HMDB51: the official split files
+`<class>_test_split1.txt`, whose lines mark a video 1 (train) or 2 (test).)
+
+The lines of a list whose classes are in another label file, relabelled to it (e.g. Open-VCLIP's
+K600 protocol: K600's validation videos of each 160-class zero-shot split)::
+
+  python -m actionclip_jax.splits restrict --list=k600_val.txt --labels=kinetics600 \
+      --to=kinetics600_zero_shot_split1 --output=FILE
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import hashlib
 import io
 import json
 import os
+import re
 
 from absl import app, flags
 from etils import epath
@@ -42,7 +60,7 @@ from data_pipeline import splits as split_lists
 
 FLAGS = flags.FLAGS
 
-COMMANDS = ("derive_zero_shot", "few_shot", "flatten")
+COMMANDS = ("derive_zero_shot", "few_shot", "flatten", "full", "restrict")
 
 
 def _define_flags() -> None:
@@ -65,7 +83,11 @@ def _define_flags() -> None:
     )
     flags.DEFINE_integer("seed", 0, "Seed of the draw.")
     flags.DEFINE_string("output", None, "Output folder (derive_zero_shot, flatten) or file.")
-    flags.DEFINE_string("src", None, "flatten: folder tree holding the videos.")
+    flags.DEFINE_string(
+        "src", None, "flatten, full: folder tree holding the videos (HMDB51 full: split files)."
+    )
+    flags.DEFINE_string("dataset", None, "full: ucf101 or hmdb51.")
+    flags.DEFINE_string("to", None, "restrict: the label file whose classes are kept.")
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
 
 
@@ -211,6 +233,87 @@ def flatten(src: str, output: str, overwrite: bool = False) -> int:
     return len(seen)
 
 
+_UCF_NAME = re.compile(r"v_(?P<cls>[A-Za-z]+)_g\d+_c\d+")
+
+
+def _ids_of_shipped_test_list(dataset: str, class_of) -> dict[str, int]:
+    """Class → id as the shipped split-1 test list has it (`class_of(file name)` → class)."""
+    ids: dict[str, int] = {}
+    for line in epath.Path(split_lists.resolve_list(f"{dataset}/val1")).read_text().splitlines():
+        name, label = line.rsplit(" ", 1)
+        cls = class_of(name)
+        if cls is not None:
+            ids.setdefault(cls, int(label))
+    return ids
+
+
+def full_list(dataset: str, src: str) -> list[str]:
+    """The lines (`<file name> <id>`) of a data set's "full" zero-shot list (module docstring)."""
+    if dataset == "ucf101":
+        def ucf_class(name):
+            m = _UCF_NAME.match(name)
+            return m.group("cls") if m else None
+
+        ids = _ids_of_shipped_test_list("ucf101", ucf_class)
+        lines = []
+        for _, _, files in os.walk(src):
+            for f in files:
+                if os.path.splitext(f)[1].lower() not in sources.VIDEO_EXTENSIONS:
+                    continue
+                cls = ucf_class(f)
+                if cls not in ids:
+                    raise ValueError(f"{f}: not a UCF101 video name of a known class")
+                lines.append(f"{f} {ids[cls]}")
+    elif dataset == "hmdb51":
+        split_files = sorted(epath.Path(src).glob("*_test_split1.txt"))
+        if len(split_files) != 51:
+            raise FileNotFoundError(
+                f"{src}: expected HMDB51's 51 split-1 files <class>_test_split1.txt, found "
+                f"{len(split_files)}"
+            )
+        marks = {}
+        for path in split_files:
+            cls = path.name[: -len("_test_split1.txt")]
+            for row in path.read_text().split("\n"):
+                parts = row.split()
+                if len(parts) == 2:
+                    marks[parts[0]] = (cls, parts[1])
+        # The shipped test list gives each class its id: the class of any of its videos.
+        file_ids = {}
+        for line in epath.Path(split_lists.resolve_list("hmdb51/val1")).read_text().splitlines():
+            name, label = line.rsplit(" ", 1)
+            file_ids[name] = int(label)
+        ids = {marks[f][0]: i for f, i in file_ids.items() if f in marks}
+        if len(ids) != 51:
+            raise ValueError(f"{src}: the split files name {len(ids)} of the test list's classes")
+        lines = [f"{f} {ids[c]}" for f, (c, mark) in sorted(marks.items()) if mark in ("1", "2")]
+    else:
+        raise ValueError(f"full: --dataset must be ucf101 or hmdb51, got {dataset!r}")
+    if not lines:
+        raise FileNotFoundError(f"no {dataset} videos found under {src}")
+    return sorted(lines)
+
+
+def restrict(list_file: str, labels: str, to: str) -> list[str]:
+    """The lines of `list_file` (ids index `labels`) whose class is in the label file `to`, with
+    ids relabelled to `to`'s (module docstring)."""
+    names = label_files.read_labels(label_files.resolve_label_file(labels))
+    target = {n: i for i, n in enumerate(label_files.read_labels(
+        label_files.resolve_label_file(to)))}  # fmt: skip
+    missing = sorted(set(target) - set(names))
+    if missing:
+        raise ValueError(f"{to}: classes {missing[:5]} are not in {labels}")
+    out = []
+    for line in epath.Path(list_file).read_text().splitlines():
+        if not line.strip():
+            continue
+        head, label = line.rsplit(" ", 1)
+        name = names[int(label)]
+        if name in target:
+            out.append(f"{head} {target[name]}")
+    return out
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: python -m actionclip_jax.splits {{{'|'.join(COMMANDS)}}} ...")
@@ -240,6 +343,16 @@ def main(argv):
             FLAGS.overwrite,
         )  # fmt: skip
         print(f"wrote {len(lines)} videos to {FLAGS.output} (k={FLAGS.k}, seed={FLAGS.seed})")
+    elif command == "full":
+        _require("dataset", "src", "output")
+        lines = full_list(FLAGS.dataset, FLAGS.src)
+        _write(epath.Path(FLAGS.output), "\n".join(lines) + "\n", FLAGS.overwrite)
+        print(f"wrote {len(lines)} videos to {FLAGS.output}")
+    elif command == "restrict":
+        _require("list", "labels", "to", "output")
+        lines = restrict(FLAGS.list, FLAGS.labels, FLAGS.to)
+        _write(epath.Path(FLAGS.output), "\n".join(lines) + "\n", FLAGS.overwrite)
+        print(f"wrote {len(lines)} of the videos of {FLAGS.list} to {FLAGS.output}")
     else:
         _require("src", "output")
         count = flatten(FLAGS.src, FLAGS.output, FLAGS.overwrite)

@@ -25,7 +25,7 @@ import optax
 from absl import logging
 
 from actionclip_jax import augment, checkpointing, flops, logs, objectives, optim, sharding
-from actionclip_jax import workdir_lock
+from actionclip_jax import weight_space, workdir_lock
 from actionclip_jax import plan as plan_lib
 from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
@@ -60,6 +60,7 @@ def train_step(state: TrainState, batch, context, *, objective, tx, data_cfg, dt
         p_gray=data_cfg.p_gray,
         per_frame_jitter=data_cfg.jitter_per_frame,
         dtype=dtype,
+        pixel_norm=data_cfg.pixel_norm,
     )
     inputs = {
         "video": video,
@@ -113,10 +114,14 @@ def plan_train_state(plan, mesh, steps_per_epoch: int):
     function `make_state(params)` → `TrainState`.
     """
     config = plan.config
-    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
+    init_rng, state_rng = jax.random.split(jax.random.key(config.seed))  # as plan_lib.init_key
     abstract_params = actionclip.abstract_params(plan.model)
     tx, schedules = optim.make_optimizer(
-        config.optim, abstract_params, steps_per_epoch, plan.objective.param_groups
+        config.optim,
+        abstract_params,
+        steps_per_epoch,
+        plan.objective.param_groups,
+        plan.objective.frozen,
     )
 
     def make_state(params):
@@ -147,8 +152,29 @@ def initial_state(plan, state_plan) -> TrainState:
     return jax.jit(state_plan.make_state, out_shardings=state_plan.shardings)(params)
 
 
-def jit_train_step(plan, state_plan, mesh):
-    """`train_step` bound to the run and jitted as the loop runs it (state donated)."""
+def train_context(plan, state_plan, mesh, params):
+    """`(context, shardings)`: the device arrays the objective's loss reads.
+
+    The objective's host arrays (replicated); θ₀ as `reference` when the objective reads it
+    (sharded like the parameters' `clip` subtree, no optimiser state); then the objective's
+    `prepare_context` with the run's current `params` (e.g. a frozen classifier, encoded once).
+    """
+    context = dict(plan.objective.train_context(plan.class_names))
+    replicated = sharding.replicated(mesh)
+    if plan.objective.needs_reference:
+        context["reference"] = weight_space.reference_params(plan, state_plan.shardings.params)
+    context = plan.objective.prepare_context(context, params)
+    shardings = {
+        k: state_plan.shardings.params["clip"] if k == "reference" else replicated
+        for k in context
+    }
+    return jax.device_put(context, shardings), shardings
+
+
+def jit_train_step(plan, state_plan, mesh, context_shardings=None):
+    """`train_step` bound to the run and jitted as the loop runs it (state donated).
+
+    `context_shardings`: from `train_context` (default: a replicated context)."""
     config = plan.config
     return jax.jit(
         functools.partial(
@@ -159,7 +185,11 @@ def jit_train_step(plan, state_plan, mesh):
             dtype=plan.model.dtype,
             grad_accum=config.optim.grad_accum,
         ),
-        in_shardings=(state_plan.shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
+        in_shardings=(
+            state_plan.shardings,
+            sharding.batch_sharding(mesh),
+            sharding.replicated(mesh) if context_shardings is None else context_shardings,
+        ),
         out_shardings=(state_plan.shardings, sharding.replicated(mesh)),
         donate_argnums=(0,),
     )
@@ -183,7 +213,8 @@ def model_flops(plan, mesh, state, batch, context, lowered=None) -> float | None
         model = actionclip.build(plan.spec, **plan_lib.model_options(config))
         objective = objectives.make(config, model, plan.class_names)
         plan = dataclasses.replace(plan, config=config, model=model, objective=objective)
-        step = jit_train_step(plan, plan_train_state(plan, mesh, 1), mesh)
+        context_shardings = jax.tree.map(lambda x: x.sharding, context)
+        step = jit_train_step(plan, plan_train_state(plan, mesh, 1), mesh, context_shardings)
         lowered = step.lower(state, batch, context)
     return flops.lowered_flops(lowered, mesh.size)
 
@@ -243,7 +274,8 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
     mesh = sharding.make_mesh()
     global_batch = config.data.batch_size
     steps_per_epoch = len(plan.train_source) // global_batch
-    total_steps = int(config.optim.epochs * steps_per_epoch)
+    schedule_steps = int(config.optim.epochs * steps_per_epoch)
+    total_steps = schedule_steps
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
@@ -251,9 +283,6 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
     # A resumed run is restored below: only shapes are needed.
     state = initial_state(plan, state_plan) if plan.resume_step is None else state_plan.abstract
     logs.log_parameter_overview(state_plan.abstract.params)
-    context = jax.device_put(
-        plan.objective.train_context(plan.class_names), sharding.replicated(mesh)
-    )
     kwargs = train_data_kwargs(config, plan.model.clip_sizes["image_resolution"])
 
     def make_iterator(epoch: int = 0):
@@ -265,13 +294,16 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             **kwargs,
         )
 
-    ckpt = checkpointing.Checkpointer(workdir, config, plan.spec, plan_lib.run_info(plan))
+    ckpt = checkpointing.Checkpointer(
+        workdir, config, plan.spec, plan_lib.run_info(plan), steps_per_epoch
+    )
     train_iter = writer = preemption = None
     try:  # from here on, an error closes orbax's manager: its threads print nothing after it
         state, start_step, train_iter, restored = ckpt.restore_or_keep(
             plan.resume_step, state, state_plan.shardings, make_iterator, steps_per_epoch
         )
-        step_fn = jit_train_step(plan, state_plan, mesh)
+        context, context_shardings = train_context(plan, state_plan, mesh, state.params)
+        step_fn = jit_train_step(plan, state_plan, mesh, context_shardings)
         writer = logs.MetricWriter(workdir)
         progress = logs.ProgressReport(total_steps, start_step)
         preemption = _Preemption()
@@ -323,8 +355,28 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             t_pause = time.perf_counter()
             if (epoch_end and epoch % config.eval_every_epochs == 0) or done == total_steps:
                 measured = passes.measure(plan, [val], state.params, done)
+                weights = ""  # what weight_space.* did to the weights the final passes score
                 if done == total_steps and final:
-                    measured.update(passes.measure(plan, final, state.params, done))
+                    # The final passes score what `weight_space.*` makes of the weights (the
+                    # validation pass above, the run's weights as they are) once the run has
+                    # trained its whole schedule; one stopped short by max_steps (resumable to
+                    # its end) scores them as they are.
+                    weights, scored = weight_space.describe(config), state.params
+                    if weights and done < schedule_steps:
+                        logging.warning(
+                            "max_steps stops the run at step %d of %d: the final passes score "
+                            "its weights as they are, not the %s (weight_space.*) of a finished "
+                            "run", done, schedule_steps, weights,
+                        )  # fmt: skip
+                        weights = ""
+                    elif weights:
+                        if tuple(config.weight_space.average_epochs):
+                            ckpt.wait()  # the epoch checkpoints it averages are saved async
+                        scored = weight_space.evaluation_params(
+                            plan, state.params, state_plan.shardings.params, done, steps_per_epoch
+                        )
+                    measured.update(passes.measure(plan, final, scored, done, weights))
+                    scored = None
                 ckpt.save(done, state, train_iter, metrics=measured[""][1], counters=counters())
                 # The results cite this checkpoint: they are written once it is on disk.
                 ckpt.wait()
@@ -333,8 +385,12 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
                 if plan.heldout is not None and "heldout" in per:
                     results["heldout"] = per.pop("heldout")
                 if per:  # the protocol's own passes
-                    results["protocol"] = passes.summarize(plan, per, workdir)
-            elif done % config.checkpoint.every_steps == 0 or preemption.requested:
+                    results["protocol"] = passes.summarize(plan, per, workdir, weights)
+            elif (
+                done % config.checkpoint.every_steps == 0
+                or preemption.requested
+                or (epoch_end and config.checkpoint.keep_epochs)
+            ):
                 ckpt.save(done, state, train_iter, counters=counters())
             t_window += time.perf_counter() - t_pause  # rates count training time only
             if preemption.requested:

@@ -8,7 +8,8 @@ Sources:
 - Hugging Face `CLIPModel` folders (`config.json` + `model.safetensors` or `pytorch_model.bin`),
   see `hf_clip`;
 - directories written by `python -m actionclip_jax.convert` (orbax + a JSON of the model's sizes),
-  which load without PyTorch, as do safetensors files.
+  which load without PyTorch, as do safetensors files;
+- the released checkpoints of ViFi-CLIP, Open-VCLIP and FROSTER (`actionclip_jax.importers`).
 
 Every size is read off the checkpoint (or its config). Import is strict: every tensor lands in
 exactly one parameter or is named as dropped, and every parameter is set; fp16/bf16 tensors are
@@ -25,7 +26,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from actionclip_jax import checkpointing, hf_clip, open_clip_config, runs
+from actionclip_jax import checkpointing, hf_clip, importers, open_clip_config, runs
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.clip import ACTIVATIONS, CLIP
 from actionclip_jax.weight_files import META_FILE, CheckpointError, as_state_dict, is_torchscript
@@ -60,15 +61,19 @@ def _strip_prefix(sd: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nda
     return dict(sd)
 
 
-def read_checkpoint(path) -> dict[str, Any]:
+def read_checkpoint(path, clip_source=None) -> dict[str, Any]:
     """Reads any supported checkpoint file or folder (not a converted directory).
+
+    `clip_source`: the OpenAI CLIP file that a ViFi-CLIP checkpoint takes its token embedding from.
 
     Returns:
       `{'kind', 'clip': state dict, 'fusion': state dict or None, 'settings', 'dropped'}` with
       numpy float32 tensors under OpenAI's / the original's key names. `kind` is one of `clip`,
-      `actionclip`, `hf_clip`, `open_clip`; `settings` holds the `CLIP` arguments the file itself
-      fixes beyond what its keys show (e.g. the activation; all sizes for a Hugging Face folder);
-      `dropped` names the tensors that are no parameters and were left out.
+      `actionclip`, `hf_clip`, `open_clip` or a recipe of `importers.RECIPES`; `settings` holds
+      the `CLIP` arguments the file itself fixes beyond what its keys show (e.g. the activation;
+      all sizes for a Hugging Face folder); `dropped` names the tensors that are no parameters
+      and were left out. A recipe's file adds `video` (the model it describes) and `recipe` (its
+      name), and FROSTER's `projectors` and `teacher` where it holds them.
     """
     path = epath.Path(path)
     if path.is_dir():
@@ -91,7 +96,20 @@ def read_checkpoint(path) -> dict[str, Any]:
                 f"({' or '.join(open_clip_config.WEIGHT_FILES)})"
             )
         path = file
-    obj, scripted = _read_state_dict_file(path)
+    try:
+        obj, scripted = _read_state_dict_file(path)
+    except CheckpointError as err:  # ViFi-CLIP's files pickle their yacs config beside weights
+        if not str(err).startswith("refusing to load"):
+            raise
+        obj, scripted = importers.read_restricted(path, err), False
+        if importers.detect(obj) is None:  # only a recipe's file earns the lenient reading
+            raise
+    recipe = importers.detect(obj)
+    if recipe is not None:
+        try:
+            return importers.read(obj, path, recipe, lambda: _token_embedding(clip_source))
+        except importers.RecipeError as err:
+            raise CheckpointError(str(err)) from err
     if isinstance(obj, Mapping) and "model_state_dict" in obj:
         fusion = obj.get("fusion_model_state_dict")
         return {
@@ -118,6 +136,18 @@ def read_checkpoint(path) -> dict[str, Any]:
     elif (config := open_clip_config.config_beside(path)) is not None:
         settings, kind = open_clip_config.model_settings(config), "open_clip"
     return {"kind": kind, "clip": sd, "fusion": None, "settings": settings, "dropped": dropped}
+
+
+def _token_embedding(clip_source):
+    """CLIP's token embedding `[V, W]` from the CLIP file `clip_source` (None when not given)."""
+    if not clip_source:
+        return None
+    if is_converted(clip_source) or checkpointing.is_run(clip_source):
+        return load_clip(clip_source)[1]["token_embedding"]["embedding"]
+    sd = read_checkpoint(clip_source)["clip"]
+    if "token_embedding.weight" not in sd:
+        raise CheckpointError(f"{clip_source} holds no token_embedding.weight: not a CLIP file")
+    return sd["token_embedding.weight"]
 
 
 def resolve_clip_args(ckpt, activation: str | None = None, source="checkpoint") -> dict:
@@ -410,9 +440,9 @@ def actionclip_params_from_checkpoint(
     """
     clip_sd = ckpt["clip"]
     fusion_sd = strip_data_parallel(ckpt["fusion"] or {})
-    video = resolve_video_config(
-        infer_video_config(clip_sd, fusion_sd, source), num_frames, source, **overrides
-    )
+    # A recipe's file says what its keys cannot (neighbour attention, pooling, pixels).
+    inferred = {**infer_video_config(clip_sd, fusion_sd, source), **ckpt.get("video", {})}
+    video = resolve_video_config(inferred, num_frames, source, **overrides)
     if video["head"] != "transf" and "frame_position_embeddings.weight" in fusion_sd:
         # The original creates this table for every head but only Transf reads it.
         fusion_sd.pop("frame_position_embeddings.weight")
@@ -526,11 +556,15 @@ def _log_dropped(ckpt, source):
         logging.info("%s: left out tensors that are no parameters: %s", source, ckpt["dropped"])
 
 
-def load_clip(path, dtype=jnp.float32, remat: bool = False, activation: str | None = None):
+def load_clip(path, dtype=jnp.float32, remat: bool = False, activation: str | None = None,
+              clip_source=None, original: bool = False):  # fmt: skip
     """Loads CLIP from any supported checkpoint (see the module docstring) or a converted dir.
 
     `activation` (`quick_gelu` | `gelu`) is needed only for a plain state dict with OpenAI's key
-    names, which does not say it; a file that does say it must agree.
+    names, which does not say it; a file that does say it must agree. `clip_source`: see
+    `read_checkpoint`. `original=True`: the CLIP the file's model was trained from, where the
+    file holds a copy of it (FROSTER's training checkpoints: `raw_model.`, its frozen teacher);
+    else its own.
 
     Returns:
       `(model, params)`: a `CLIP` module (compute `dtype`, fp32 parameters) and its parameters,
@@ -549,8 +583,9 @@ def load_clip(path, dtype=jnp.float32, remat: bool = False, activation: str | No
         if video["frame_stage"] == "joint":
             raise CheckpointError(f"{path} holds a joint ActionCLIP model; use load_actionclip")
         return CLIP(**sizes, dtype=dtype, remat=remat), params["clip"]
-    ckpt = read_checkpoint(path)
-    clip_sd = {k.replace(".net.", "."): v for k, v in ckpt["clip"].items()}
+    ckpt = read_checkpoint(path, clip_source)
+    sd = ckpt["teacher"] if original and "teacher" in ckpt else ckpt["clip"]
+    clip_sd = {k.replace(".net.", "."): v for k, v in sd.items()}
     args = resolve_clip_args({**ckpt, "clip": clip_sd}, activation, str(path))
     sizes, params = clip_params_from_state_dict(clip_sd, str(path), args)
     if ckpt["fusion"]:
@@ -572,20 +607,29 @@ def load_actionclip(
     activation: str | None = None,
     step: int | None = None,
     best: bool = False,
+    clip_source=None,
+    return_info: bool = False,
 ):
     """Loads the ActionCLIP video model from any supported checkpoint, or a training run.
 
     The frame stage and the temporal head are read off the checkpoint's keys (an OpenAI CLIP file
-    gives `meanP`); the arguments override them. `num_frames` defaults to 8, or to what the
-    checkpoint fixes (joint, transf_cls). `activation` as for `load_clip`. A training run's
-    workdir gives the model it trained (its newest checkpoint, `step`, or the `best` by
-    validation top-1; parameters only).
+    gives `meanP`) or its recipe (ViFi-CLIP, Open-VCLIP, FROSTER); the arguments override them.
+    `num_frames` defaults to 8, or to what the checkpoint fixes (joint, transf_cls).
+    `activation` as for `load_clip`. `clip_source`: the OpenAI CLIP file a ViFi-CLIP checkpoint
+    takes its token embedding from. A training run's workdir gives the model it trained (its
+    newest checkpoint, `step`, or the `best` by validation top-1; parameters only).
 
     Returns:
-      `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`.
+      `(model, params)` for `model.apply({'params': params}, video, method=model.encode_video)`;
+      with `return_info`, also `{'kind': ..., 'recipe': ...}`, what the file is (`kind`:
+      'clip', 'actionclip', 'run', or a recipe of `importers.RECIPES`; `recipe`: its name), and
+      what a training run that starts from it may keep (FROSTER's files): `projectors`
+      (parameters of the model's `projector_v` / `projector_t`) and `teacher` (the `clip`
+      parameters of the original CLIP the file carries a copy of).
     """
     if checkpointing.is_run(path):
         run = runs.load_run(path, step=step, best=best, dtype=dtype, remat=remat)
+        model, info = run.model, {"kind": "run", "recipe": ""}
         video = dict(actionclip.spec_of(run.model)["video"])
         if num_frames and num_frames != video["num_frames"]:
             video = resolve_video_config(
@@ -593,12 +637,14 @@ def load_actionclip(
                 num_frames, str(path),
             )  # fmt: skip
             spec = {**actionclip.spec_of(run.model), "video": video}
-            return actionclip.build(spec, dtype=dtype, remat=remat), run.params
-        return run.model, run.params
+            model = actionclip.build(spec, dtype=dtype, remat=remat)
+        return (model, run.params, info) if return_info else (model, run.params)
     if is_converted(path):
         sizes, video, params = _load_converted_actionclip(path, num_frames, activation)
+        meta = read_converted_meta(path)
+        info = {"kind": meta.get("source_kind", "converted"), "recipe": meta.get("recipe", "")}
     else:
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, clip_source)
         inferred = infer_video_config(
             ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}), str(path)
         )
@@ -608,13 +654,24 @@ def load_actionclip(
             ckpt, t, str(path), activation, **overrides
         )
         _log_dropped(ckpt, path)
-    return build_actionclip(sizes, video, dtype=dtype, remat=remat), params
+        info = {"kind": ckpt["kind"], "recipe": ckpt.get("recipe", "")}
+        if "projectors" in ckpt:
+            info["projectors"] = ckpt["projectors"]
+        if "teacher" in ckpt:
+            teacher_args = resolve_clip_args({**ckpt, "clip": ckpt["teacher"]}, activation,
+                                             str(path))  # fmt: skip
+            info["teacher"] = clip_params_from_state_dict(ckpt["teacher"], str(path),
+                                                          teacher_args)[1]  # fmt: skip
+    model = build_actionclip(sizes, video, dtype=dtype, remat=remat)
+    return (model, params, info) if return_info else (model, params)
 
 
-def convert(checkpoint, output, overwrite: bool = False, activation: str | None = None) -> dict:
+def convert(checkpoint, output, overwrite: bool = False, activation: str | None = None,
+            clip_source=None) -> dict:  # fmt: skip
     """Reads a checkpoint and writes it as a converted directory; returns the metadata.
 
-    Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys.
+    Both parts of an ActionCLIP checkpoint are kept, with the visual prompt read off its keys; a
+    recipe's checkpoint keeps its model (`video`) and the recipe's name (`recipe`).
     The metadata names the tensors that were left out because they are no parameters. A training
     run's workdir gives its newest checkpoint, and the directory records what the run scores
     with (`run`: objective, class names, prompt templates), which `predict` then uses.
@@ -634,11 +691,13 @@ def convert(checkpoint, output, overwrite: bool = False, activation: str | None 
             "source_kind": "run",
             "step": run.step,
             "run": run.meta.get("run", {}),
+            "recipe": "",
             "dropped": [],
         }
-        save_converted(output, meta, run.params, overwrite=overwrite)
+        # What the model scores with (not what only training reads: FROSTER's projectors).
+        save_converted(output, meta, actionclip.inference_params(run.params), overwrite=overwrite)
         return meta
-    ckpt = read_checkpoint(checkpoint)
+    ckpt = read_checkpoint(checkpoint, clip_source)
     inferred = infer_video_config(ckpt["clip"], strip_data_parallel(ckpt["fusion"] or {}))
     t = inferred["num_frames"] or 8
     sizes, video, params = actionclip_params_from_checkpoint(ckpt, t, str(checkpoint), activation)
@@ -647,6 +706,7 @@ def convert(checkpoint, output, overwrite: bool = False, activation: str | None 
         "video": video,
         "source": str(checkpoint),
         "source_kind": ckpt["kind"],
+        "recipe": ckpt.get("recipe", ""),
         "dropped": ckpt["dropped"],
     }
     save_converted(output, meta, params, overwrite=overwrite)

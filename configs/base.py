@@ -38,8 +38,12 @@ def get_config():
             ln_epsilon=1e-5,  # LayerNorm epsilon of both towers (CLIP's; a Hugging Face config's)
         )
     )
-    config.model.frame_stage = "none"  # none | shift | joint (pre/in-network prompts)
-    config.model.head = "transf"  # meanP | conv1d | lstm | transf | transf_cls
+    # none | shift | joint (ActionCLIP's pre/in-network prompts) | neighbour (Open-VCLIP: every
+    # block's queries also attend to the keys/values of frames t+1 and t-1; no new parameters)
+    config.model.frame_stage = "none"
+    # meanP | conv1d | lstm | transf | transf_cls (ActionCLIP) | mean_logits (Open-VCLIP: the mean
+    # of per-frame logits, i.e. of the normalised frame features, scored un-normalised)
+    config.model.head = "transf"
     config.model.conv1d_original = False  # the original's reshape bug (see docs/deviations.md)
     config.model.position_rows = 77  # transf head's frame-position table, as the original
     config.model.head_layers = 6  # blocks of the transf / transf_cls heads, as the original
@@ -55,7 +59,10 @@ def get_config():
     config.model.attention_impl = ""
     # video_text: ActionCLIP (video–text matching, KL loss); classifier: the paper's unimodal
     # baseline, the same video encoder with a 1-of-N linear layer over the data.labels classes
-    # (on the un-normalised video feature) and cross-entropy; no text tower is built or imported.
+    # (on the un-normalised video feature) and cross-entropy; no text tower is built or imported;
+    # class_texts: cross-entropy over all class texts (ViFi-CLIP; `text.classifier`, `loss.*`);
+    # weight_interpolation: class_texts + Open-VCLIP's interpolated weight optimisation;
+    # froster: class_texts + distillation towards the frozen original CLIP (`loss.distill_*`).
     config.model.objective = "video_text"
 
     # ----------------------------------------------------------------------- initialisation
@@ -70,6 +77,10 @@ def get_config():
     # Take the temporal head from the checkpoint when it has one (ActionCLIP files); with
     # False only the CLIP part is imported and the head starts fresh.
     config.init.load_head = True
+    # The original CLIP weights (OpenAI .pt or converted directory), "" = init.checkpoint: θ₀ of
+    # objective=weight_interpolation and of weight_space.interpolate, and the token embedding
+    # that ViFi-CLIP's checkpoints leave out.
+    config.init.clip = ""
 
     # -------------------------------------------------------------------------------- data
     config.data = ml_collections.ConfigDict()
@@ -98,6 +109,14 @@ def get_config():
     config.data.p_gray = 0.2
     config.data.num_clips = 1  # evaluation views: temporal clips ...
     config.data.num_crops = 1  # ... times spatial crops (1 or 3)
+    # How an evaluation clip takes its frames: segments (TSN: the centre of each of T equal
+    # segments, ActionCLIP / ViFi-CLIP) | window (SlowFast: T frames `eval_stride` apart, the
+    # clips' windows spread from the start to the end of the video; Open-VCLIP / FROSTER).
+    config.data.eval_sampling = "segments"
+    config.data.eval_stride = 16  # frames between a window's frames (eval_sampling=window)
+    config.data.eval_scale_size = 0  # short side before the eval crop; 0 = input size × 256/224
+    # Pixel normalisation: clip (CLIP's mean/std) | imagenet (ViFi-CLIP's ImageNet mean/std).
+    config.data.pixel_norm = "clip"
     config.data.strict = False  # fail on unreadable data instead of replacing it
     config.data.video_backend = "decord"  # decord | pyav: the decoder of video files
     # Seconds one video may take to decode: it decodes in a child process, killed past this
@@ -117,7 +136,33 @@ def get_config():
 
     # -------------------------------------------------------------------------------- text
     config.text = ml_collections.ConfigDict()
-    config.text.templates = "actionclip16"  # actionclip16 | single | bare | path to a file
+    # actionclip16 | single | bare | vificlip (1) | openvclip28 | froster29 | path to a file
+    config.text.templates = "actionclip16"
+    config.text.class_names = "verbatim"  # verbatim | words (CamelCase and _ split into words)
+    # class_texts / weight_interpolation: the prompt-ensemble classifier is trained (recomputed
+    # with gradients every step) or frozen (encoded once; the text tower is never updated).
+    config.text.classifier = "trained"
+    # A trained classifier's templates per step, drawn at random; 0 = all of them every step.
+    # froster: bare templates ("{}") are always used, this many of the others drawn (the
+    # original: 1).
+    config.text.train_templates = 0
+    # froster: a JSON file of "Name: description" class texts by class name (FROSTER's
+    # rephrased classes; format in actionclip_jax/descriptions.py); "" = the plain class names.
+    config.text.descriptions = ""
+
+    # -------------------------------------------------------------------------------- loss
+    # Settings of the class_texts, weight_interpolation and froster objectives.
+    config.loss = ml_collections.ConfigDict()
+    config.loss.label_smoothing = 0.0  # ViFi-CLIP: 0.1
+    config.loss.mixup_alpha = 0.0  # Beta(α, α) of Mixup; 0 = off (ViFi-CLIP: 0.8)
+    config.loss.cutmix_alpha = 0.0  # ... of CutMix; 0 = off (ViFi-CLIP: 1.0)
+    config.loss.mix_switch_prob = 0.5  # CutMix rather than Mixup, when both are on
+    config.loss.interpolation_alpha = (0.0, 0.6)  # α ~ U(low, high) of weight_interpolation
+    config.loss.interpolation_weight = 0.5  # the loss at α·θ₀ + (1 − α)·θ, weighted
+    # froster: weight of the distillation towards the frozen θ₀ (frame, class-text features)
+    config.loss.distill_weight = 2.0
+    # froster: cosine (1 − mean cos; the original since 2024-11) | l2 (mean ‖s − t‖₂; before)
+    config.loss.distill_form = "cosine"
 
     # --------------------------------------------------------------------------- optimiser
     config.optim = ml_collections.ConfigDict()
@@ -126,12 +171,17 @@ def get_config():
     # Temporal head lr = lr × ratio (the original's `f_ratio`); also the lr ratio of the
     # classifier's linear layer (model.objective=classifier), a new layer like the head.
     config.optim.fusion_ratio = 10.0
+    # froster: lr ratio of its residual projectors (projector_v, projector_t; the original: 1)
+    config.optim.projector_ratio = 1.0
     config.optim.b1 = 0.9
     config.optim.b2 = 0.98
     config.optim.eps = 1e-8
     config.optim.weight_decay = 0.2  # on every parameter, as the original
+    config.optim.weight_decay_1d = True  # False: no decay of 1-D parameters (Open-VCLIP)
     config.optim.epochs = 50
     config.optim.warmup_epochs = 5  # linear from 0, then cosine to 0
+    config.optim.warmup_start_ratio = 0.0  # warm-up starts at lr × this (Open-VCLIP: 0.01)
+    config.optim.end_lr_ratio = 0.0  # the cosine ends at lr × this (ViFi-CLIP, Open-VCLIP: 0.01)
     config.optim.grad_accum = 1  # micro-batches per update
     config.optim.clip_grad_norm = 0.0  # 0: off (the original does not clip)
     config.optim.freeze = ""  # regex over parameter paths, e.g. "clip/visual/.*"; "" = none
@@ -154,9 +204,23 @@ def get_config():
     config.eval.half_class_subsets = 0
     config.eval.half_class_seed = 0
     config.eval.shots = 0  # K of a K-shot training list (recorded in the results); 0 = not few-shot
+    # How a video's views and templates become one score per class: softmax_mean (ActionCLIP) |
+    # softmax_sum (ViFi-CLIP) | logit_sum (Open-VCLIP, FROSTER); see actionclip_jax/scoring.py.
+    config.eval.view_reduce = "softmax_mean"
     # Per-class CSV, confusion PNG and top-confusions table per pass (also to TensorBoard).
     config.eval.artifacts = True
     config.eval.top_confusions = 20  # rows of the top-confusions table
+
+    # ------------------------------------------------------------------------- weight space
+    # What is evaluated after training (the final passes) and by evaluation-only runs; the
+    # checkpoints themselves are untouched. Tools: `python -m actionclip_jax.weight_space`.
+    config.weight_space = ml_collections.ConfigDict()
+    # (first, last): the uniform average of the run's epoch checkpoints first..last (SWA;
+    # Open-VCLIP: (2, 22); needs checkpoint.keep_epochs); () = the newest weights.
+    config.weight_space.average_epochs = ()
+    # r: evaluate r·θ₀ + (1 − r)·θ, θ₀ the original CLIP (init.clip, else init.checkpoint);
+    # 0 = off (Open-VCLIP: 0.5).
+    config.weight_space.interpolate = 0.0
 
     # ---------------------------------------------------------------------------- sharding
     config.sharding = ml_collections.ConfigDict()
@@ -168,6 +232,9 @@ def get_config():
     config.checkpoint.every_steps = 1000
     config.checkpoint.keep = 3  # last N
     config.checkpoint.keep_best = True  # also keep the best by top-1
+    # Also save and keep a checkpoint at the end of every epoch (what weight_space.average_epochs
+    # averages); one checkpoint of the parameters and optimiser state per epoch.
+    config.checkpoint.keep_epochs = False
     config.checkpoint.async_save = True
     config.log_every_steps = 50
     config.eval_every_epochs = 1

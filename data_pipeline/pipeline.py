@@ -244,6 +244,8 @@ class _EvalExample:
         num_crops: int,
         input_size: int,
         scale_size: int,
+        sampling: str = "segments",
+        stride: int = 16,
     ):
         self.loader = loader
         self.num_videos = num_videos
@@ -254,14 +256,19 @@ class _EvalExample:
         self.num_crops = num_crops
         self.input_size = input_size
         self.scale_size = scale_size
+        self.sampling = sampling
+        self.stride = stride
 
     def _indices(self, num_frames: int) -> np.ndarray:
-        return np.concatenate(
-            [
-                sampling.test_indices(num_frames, self.num_frames, self.num_clips, k)
-                for k in range(self.num_clips)
-            ]
-        )  # [K*T], clip-major
+        if self.sampling == "window":
+            clip = lambda k: sampling.window_indices(  # noqa: E731
+                num_frames, self.num_frames, self.stride, self.num_clips, k
+            )
+        else:
+            clip = lambda k: sampling.test_indices(  # noqa: E731
+                num_frames, self.num_frames, self.num_clips, k
+            )
+        return np.concatenate([clip(k) for k in range(self.num_clips)])  # [K*T], clip-major
 
     def __call__(self, slot: int) -> dict[str, np.ndarray]:
         index = self.process_index + int(slot) * self.process_count
@@ -520,6 +527,8 @@ def eval_dataset(
     num_crops: int = 1,
     input_size: int = 224,
     scale_size: int | None = None,
+    sampling: str = "segments",
+    stride: int = 16,
     process_index: int | None = None,
     process_count: int | None = None,
     worker_count: int = 0,
@@ -554,6 +563,9 @@ def eval_dataset(
       input_size: S, the crop side.
       scale_size: Short side before cropping; ``input_size * 256 // 224`` if None (256
         for 224, as the original).
+      sampling: ``"segments"`` (the centre of each of T segments, ``sampling.test_indices``)
+        or ``"window"`` (PySlowFast's, ``sampling.window_indices``, with ``stride``).
+      stride: Frames between a window's frames (``sampling="window"``).
       process_index: This JAX process (``jax.process_index()`` if None).
       process_count: Number of processes (``jax.process_count()`` if None).
       worker_count: grain worker processes.
@@ -579,12 +591,16 @@ def eval_dataset(
     """
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    if sampling not in ("segments", "window"):
+        raise ValueError(f"sampling must be 'segments' or 'window', got {sampling!r}")
     example = {
         "num_frames": num_frames,
         "num_clips": num_clips,
         "num_crops": num_crops,
         "input_size": input_size,
         "scale_size": input_size * 256 // 224 if scale_size is None else scale_size,
+        "sampling": sampling,
+        "stride": stride,
     }
 
     def examples(source, loader, process_index, process_count):

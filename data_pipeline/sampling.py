@@ -5,6 +5,9 @@ taken from each, so a clip always has exactly T frames whatever the video length
 follows ActionCLIP's ``datasets/datasets.py`` (``_sample_indices`` for training,
 ``_get_val_indices`` for testing) with ``seg_length = 1`` and ``loop = False``.
 
+`window_indices` is the other test sampling, PySlowFast's (Open-VCLIP, FROSTER): T frames
+spread over a fixed-length window, the clips' windows spread over the video.
+
 All functions return **0-based** frame indices as ``np.int64`` arrays of shape ``[T]``.
 The original returns 1-based indices because its JPEG files start at ``img_00001.jpg``;
 here the +1 lives in the frame-folder reader (``data_pipeline.video.read_frame_folder``,
@@ -107,3 +110,41 @@ def test_indices(
     # The formula stays inside [0, F) for F > T (the smallest value is > -0.5, which
     # truncates to 0); the clip is a cheap guard against float edge cases.
     return np.clip(np.array(indices, np.int64), 0, f - 1)
+
+
+def window_indices(
+    num_frames: int, num_segments: int, stride: int, num_clips: int = 1, clip_index: int = 0
+) -> np.ndarray:
+    """SlowFast-style test indices (Open-VCLIP, FROSTER): T frames over a window of T·stride.
+
+    The window of ``T * stride`` frames starts, for clip k of K, at ``k * ((F - W) // (K - 1))``
+    (K > 1: the first clip at the start of the video, the last at its end) or at ``(F - W) // 2``
+    (K = 1), with ``F - W`` taken as 0 when the video is shorter than the window; its T frames
+    are ``linspace(start, start + W - 1, T)``, clipped to the video and truncated, as PySlowFast's
+    ``get_start_end_idx`` (``use_offset``) and ``temporal_sampling`` compute them. So the
+    frames are about ``(W - 1) / (T - 1)`` apart (18.1 for 8 × 16), not exactly ``stride``.
+
+    PySlowFast sizes the window in time (``stride * T`` frames at a target 30 fps, converted to
+    the video's own rate); here it is counted in the video's frames, the same for 30 fps videos.
+
+    Args:
+      num_frames: F, the number of frames in the video (>= 1).
+      num_segments: T, the number of frames in the clip (>= 1).
+      stride: frames between sampled frames in the nominal window (>= 1).
+      num_clips: K, the number of temporal views per video (>= 1).
+      clip_index: Which view, ``0 <= clip_index < num_clips``.
+
+    Returns:
+      ``[T]`` int64, non-decreasing, in ``[0, F)``.
+    """
+    f, t = _check_counts(num_frames, num_segments)
+    stride, k, i = operator.index(stride), operator.index(num_clips), operator.index(clip_index)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if k < 1 or not 0 <= i < k:
+        raise ValueError(f"need num_clips >= 1 and 0 <= clip_index < num_clips, got {i} of {k}")
+    window = t * stride
+    delta = max(f - window, 0)
+    start = delta // 2 if k == 1 else i * (delta // (k - 1))
+    positions = np.linspace(start, start + window - 1, t)
+    return np.clip(positions, 0, f - 1).astype(np.int64)

@@ -193,3 +193,44 @@ def test_train_indices_validation():
 def test_numpy_integer_arguments():
     assert sample_test_indices(np.int64(300), np.int32(8)).tolist() == [
         18, 55, 93, 130, 168, 205, 243, 280]
+
+
+# --- window (PySlowFast's test sampling: Open-VCLIP, FROSTER) ----------------------------
+
+
+def _pyslowfast_window(num_frames, t, stride, num_clips, clip_index):
+    """`get_start_end_idx(use_offset=True)` and `temporal_sampling`, as PySlowFast writes them,
+    with the window in frames (30 fps videos)."""
+    import math
+
+    import torch
+
+    clip_size = stride * t
+    delta = max(num_frames - clip_size, 0)
+    if num_clips == 1:
+        start = math.floor(delta / 2)
+    else:
+        start = clip_index * math.floor(delta / (num_clips - 1))
+    index = torch.linspace(start, start + clip_size - 1, t)
+    return torch.clamp(index, 0, num_frames - 1).long().numpy()
+
+
+@pytest.mark.parametrize("num_frames", [1, 50, 127, 128, 129, 300, 1001])
+@pytest.mark.parametrize("num_clips", [1, 3])
+def test_window_indices_match_pyslowfast(num_frames, num_clips):
+    from data_pipeline.sampling import window_indices
+
+    for k in range(num_clips):
+        got = window_indices(num_frames, 8, 16, num_clips, k)
+        np.testing.assert_array_equal(got, _pyslowfast_window(num_frames, 8, 16, num_clips, k))
+        assert got.dtype == np.int64 and got.shape == (8,)
+
+
+def test_window_clips_span_the_video_from_start_to_end():
+    from data_pipeline.sampling import window_indices
+
+    clips = [window_indices(300, 8, 16, 3, k) for k in range(3)]
+    assert clips[0][0] == 0 and clips[2][-1] == 299  # first window at the start, last at the end
+    assert [c[0] for c in clips] == [0, 86, 172]  # k · ⌊(300 − 128) / 2⌋
+    with pytest.raises(ValueError, match="stride"):
+        window_indices(300, 8, 0)

@@ -97,7 +97,9 @@ class EvalMetrics(clu_metrics.Collection):
     bad: Total
 
 
-def eval_step(params, batch, classes, half_masks, limit, *, predict_fn, reduce, dtype):
+def eval_step(
+    params, batch, classes, half_masks, limit, *, predict_fn, reduce, dtype, pixel_norm="clip"
+):
     """`EvalMetrics` of one global batch.
 
     Args:
@@ -106,10 +108,10 @@ def eval_step(params, batch, classes, half_masks, limit, *, predict_fn, reduce, 
       classes: what `predict_fn` scores against (from `Objective.classes_fn`).
       half_masks: bool `[S, C]` half-class subsets (S may be 0).
       limit: rows whose dataset index is at or past it do not count (`drop_last_eval`).
-      predict_fn, reduce, dtype: the objective's prediction, the protocol's view reduction, the
-        compute dtype (static).
+      predict_fn, reduce, dtype, pixel_norm: the objective's prediction, the view reduction
+        (`scoring.VIEW_REDUCTIONS`), the compute dtype, the pixel normalisation (static).
     """
-    video = augment.preprocess_uint8(batch["video"]).astype(dtype)  # [B, V, T, S, S, 3]
+    video = augment.preprocess_uint8(batch["video"], pixel_norm).astype(dtype)  # [B, V, T, S, S, 3]
     b, v = video.shape[:2]
     logits = predict_fn(params, video.reshape(b * v, *video.shape[2:]), classes)  # [B·V, K, C]
     logits = logits.astype(jnp.float32).reshape(b, v, *logits.shape[1:])  # [B, V, K, C]
@@ -137,11 +139,17 @@ def eval_step(params, batch, classes, half_masks, limit, *, predict_fn, reduce, 
     )
 
 
-def make_eval_step(objective, dtype, mesh, reduce: str = "softmax_mean"):
+def make_eval_step(
+    objective, dtype, mesh, reduce: str = "softmax_mean", pixel_norm: str = "clip"
+):
     """The run's jitted `eval_step` for `objective` (one per run: compiles once per shape)."""
     return jax.jit(
         functools.partial(
-            eval_step, predict_fn=objective.predict_fn, reduce=reduce, dtype=dtype
+            eval_step,
+            predict_fn=objective.predict_fn,
+            reduce=reduce,
+            dtype=dtype,
+            pixel_norm=pixel_norm,
         ),
         out_shardings=sharding.replicated(mesh),
     )
@@ -180,6 +188,9 @@ class Evaluator:
             num_clips=d.num_clips,
             num_crops=d.num_crops,
             input_size=self.input_size,
+            scale_size=d.eval_scale_size or None,
+            sampling=d.eval_sampling,
+            stride=d.eval_stride,
             worker_count=d.workers,
             read_threads=d.read_threads,
             strict=d.strict,

@@ -12,7 +12,10 @@ from actionclip_jax.evals import protocols, reports
 
 def make_evaluators(plan, mesh, *task_lists):
     """One list of evaluators per list of tasks, all over the run's one jitted eval step."""
-    step = evaluator_lib.make_eval_step(plan.objective, plan.model.dtype, mesh)
+    config = plan.config
+    step = evaluator_lib.make_eval_step(
+        plan.objective, plan.model.dtype, mesh, config.eval.view_reduce, config.data.pixel_norm
+    )
     size = plan.model.clip_sizes["image_resolution"]
     return [
         [evaluator_lib.Evaluator(t, step, plan.objective, plan.config.data, size, mesh)
@@ -21,15 +24,21 @@ def make_evaluators(plan, mesh, *task_lists):
     ]  # fmt: skip
 
 
-def evaluate(plan, evaluators, params, step: int, writer, workdir) -> dict:
-    """Runs `evaluators` and publishes each pass; returns `{name: results}`."""
-    return publish(plan, measure(plan, evaluators, params, step), step, writer, workdir)
+def evaluate(plan, evaluators, params, step: int, writer, workdir, weights: str = "") -> dict:
+    """Runs `evaluators` and publishes each pass; returns `{name: results}`.
+
+    `weights` says what was done to the run's weights before scoring (`weight_space.describe`;
+    "" = scored as they are), recorded with each result."""
+    measured = measure(plan, evaluators, params, step, weights)
+    return publish(plan, measured, step, writer, workdir)
 
 
-def measure(plan, evaluators, params, step: int) -> dict:
+def measure(plan, evaluators, params, step: int, weights: str = "") -> dict:
     """Runs `evaluators`; returns `{name: (evaluator, results, counts)}`, nothing written yet
-    (the loop publishes once the checkpoint the results cite is on disk)."""
+    (the loop publishes once the checkpoint the results cite is on disk). `weights`: as
+    `evaluate`'s."""
     meta = protocols.result_metadata(plan.config, plan.objective.with_text)
+    meta["weights"] = weights or "as trained"
     out = {}
     for ev in evaluators:
         results, counts = ev.run(params)
@@ -60,8 +69,10 @@ def publish(plan, measured: dict, step: int, writer, workdir) -> dict:
     return out
 
 
-def summarize(plan, per_pass: dict, workdir) -> dict:
-    """The protocol's summary over its passes, written to `eval_results.json`."""
+def summarize(plan, per_pass: dict, workdir, weights: str = "") -> dict:
+    """The protocol's summary over its passes, written to `eval_results.json` (`weights`: as
+    `evaluate`'s)."""
     summary = protocols.summarize_protocol(plan.config, per_pass, plan.objective.with_text)
+    summary["weights"] = weights or "as trained"
     reports.publish_summary(summary, workdir)
     return summary

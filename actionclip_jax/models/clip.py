@@ -8,9 +8,11 @@ Written for speed on every backend: one fused QKV projection, `jax.nn.dot_produc
 patchify as a reshape + matmul instead of a strided convolution. LayerNorm always computes in fp32;
 `dtype` is the compute dtype, `param_dtype` the storage dtype of parameters.
 
-The image tower also hosts ActionCLIP's two frame stages that live inside the ViT:
+The image tower also hosts the frame stages that live inside the ViT: ActionCLIP's
 `frame_stage="shift"` (temporal token shift at the input of every block) and `frame_stage="joint"`
-(learned time embedding + one space-time sequence per video).
+(learned time embedding + one space-time sequence per video), and Open-VCLIP's
+`frame_stage="neighbour"` (each frame's queries attend to the keys and values of frames t+1, t−1
+and t in every block; no new parameters).
 """
 
 from typing import Any
@@ -22,7 +24,7 @@ import numpy as np
 
 Dtype = Any
 
-FRAME_STAGES = ("none", "shift", "joint")
+FRAME_STAGES = ("none", "shift", "joint", "neighbour")
 # The MLP nonlinearity: OpenAI's CLIP (and so ActionCLIP) uses QuickGELU; most open_clip models
 # and some Hugging Face CLIP checkpoints use the exact (erf) GELU.
 ACTIVATIONS = ("quick_gelu", "gelu")
@@ -53,16 +55,40 @@ def layer_norm(name: str | None = None, epsilon: float = 1e-5, param_dtype: Dtyp
     return nn.LayerNorm(epsilon=epsilon, dtype=jnp.float32, param_dtype=param_dtype, name=name)
 
 
+def neighbour_keys(x, num_frames: int):
+    """Open-VCLIP's key (or value) sequence of every frame: frames t+1, t−1, t, concatenated.
+
+    The frame past either end is all zeros, not masked: as in the original, its tokens add
+    logits of exactly 0 to the softmax (and nothing to the output).
+
+    Args:
+      x: `[B*T, L, H, D]` keys or values, the T frames of a video consecutive.
+      num_frames: T.
+    Returns:
+      `[B*T, 3L, H, D]`.
+    """
+    bt, l, h, d = x.shape
+    if bt % num_frames:
+        raise ValueError(f"neighbour attention needs a multiple of {num_frames} frames, got {bt}")
+    v = x.reshape(bt // num_frames, num_frames, l, h, d)  # [B, T, L, H, D]
+    zero = jnp.zeros_like(v[:, :1])
+    following = jnp.concatenate([v[:, 1:], zero], axis=1)  # frame t+1
+    preceding = jnp.concatenate([zero, v[:, :-1]], axis=1)  # frame t-1
+    return jnp.concatenate([following, preceding, v], axis=2).reshape(bt, 3 * l, h, d)
+
+
 class MultiheadAttention(nn.Module):
     """torch.nn.MultiheadAttention's math with one fused QKV matmul.
 
     `in_proj` holds `in_proj_weight.T`: its output columns are q, k, v, each split into contiguous
-    64-wide heads, exactly as PyTorch does.
+    64-wide heads, exactly as PyTorch does. With `neighbour_frames=T` the keys and values are those
+    of `neighbour_keys` (Open-VCLIP); the parameters are the same.
     """
 
     heads: int
     causal: bool = False
     out_init_std: float | None = None
+    neighbour_frames: int = 0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     attention_impl: str = ""  # one of ATTENTION_IMPLS
@@ -84,6 +110,9 @@ class MultiheadAttention(nn.Module):
         q, k, v = jnp.split(
             qkv.reshape(b, l, 3 * self.heads, w // self.heads), 3, axis=2
         )  # [B, L, H, D]
+        if self.neighbour_frames:
+            k = neighbour_keys(k, self.neighbour_frames)  # [B, 3L, H, D]
+            v = neighbour_keys(v, self.neighbour_frames)
         # Both implementations take the logits and softmax in fp32 whatever the input dtype
         # (XLA's: an fp32-accumulating QK^T and an fp32 softmax; cuDNN's: fp32 statistics).
         out = jax.nn.dot_product_attention(
@@ -132,6 +161,7 @@ class ResidualAttentionBlock(nn.Module):
     causal: bool = False
     num_layers: int = 12  # for the depth-scaled init of the output projections, as in CLIP
     ln_epsilon: float = 1e-5
+    neighbour_frames: int = 0  # > 0: Open-VCLIP's neighbour-frame attention over T frames
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     activation: str = "quick_gelu"
@@ -143,9 +173,15 @@ class ResidualAttentionBlock(nn.Module):
         proj_std = w**-0.5 * (2 * self.num_layers) ** -0.5
         y = layer_norm("ln_1", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         x = x + MultiheadAttention(
-            self.heads, self.causal, proj_std, self.dtype, self.param_dtype,
-            attention_impl=self.attention_impl, name="attn",
-        )(y)  # fmt: skip
+            self.heads,
+            self.causal,
+            proj_std,
+            neighbour_frames=self.neighbour_frames,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            attention_impl=self.attention_impl,
+            name="attn",
+        )(y)
         y = layer_norm("ln_2", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         mlp = MLP(proj_std, self.dtype, self.param_dtype, self.activation, name="mlp")
         return x + mlp(y)
@@ -175,13 +211,15 @@ def temporal_shift(x, num_frames: int, fold_div: int = 8):
 
 
 class Transformer(nn.Module):
-    """A stack of `resblocks_{i}`; optionally TSM-shifts the block inputs (`shift_frames` > 0)."""
+    """A stack of `resblocks_{i}`; optionally TSM-shifts the block inputs (`shift_frames` > 0) or
+    attends to neighbouring frames (`neighbour_frames` > 0)."""
 
     layers: int
     heads: int
     causal: bool = False
     ln_epsilon: float = 1e-5
     shift_frames: int = 0
+    neighbour_frames: int = 0
     remat: bool = False
     remat_policy: str = "nothing_saveable"  # one of REMAT_POLICIES, used when remat is on
     attention_impl: str = ""  # one of ATTENTION_IMPLS
@@ -206,6 +244,7 @@ class Transformer(nn.Module):
                 self.causal,
                 self.layers,
                 self.ln_epsilon,
+                self.neighbour_frames,
                 self.dtype,
                 self.param_dtype,
                 self.activation,
@@ -246,7 +285,8 @@ class VisionTransformer(nn.Module):
     """CLIP's ViT: images `[N, R, R, 3]` (CLIP-normalised, NHWC) → features `[N, E]`.
 
     With `frame_stage="joint"` the input is `[B*T, R, R, 3]` (frames of a video consecutive) and the
-    output is one feature per video, `[B, E]`.
+    output is one feature per video, `[B, E]`. With `"shift"` and `"neighbour"` the input is laid
+    out the same way and the output is one feature per frame.
     """
 
     input_resolution: int
@@ -308,11 +348,13 @@ class VisionTransformer(nn.Module):
 
         x = layer_norm("ln_pre", self.ln_epsilon, self.param_dtype)(x).astype(self.dtype)
         shift = self.num_frames if self.frame_stage == "shift" else 0
+        neighbour = self.num_frames if self.frame_stage == "neighbour" else 0
         x = Transformer(
             self.layers,
             self.heads,
             ln_epsilon=self.ln_epsilon,
             shift_frames=shift,
+            neighbour_frames=neighbour,
             remat=self.remat,
             remat_policy=self.remat_policy,
             attention_impl=self.attention_impl,

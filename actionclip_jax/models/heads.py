@@ -3,23 +3,40 @@
 Each head maps frame features `[B, T, E]` to one video feature `[B, E]`. Parameter names mirror
 the original `modules/Visual_Prompt.py` keys (`frame_position_embeddings`, `transformer/resblocks_i`,
 `lstm_visual`, `shift`, `transformer/transformer_enc/layers_i`), so its checkpoints import by a key
-map. Heads compute in fp32 as the original's fusion model does: they see only T tokens, so this
-costs nothing next to the ViT.
+map. `mean_logits` is not ActionCLIP's: it is Open-VCLIP's pooling, the mean of the L2-normalised
+frame features, left un-normalised, so that a linear scorer gives the mean of per-frame logits.
+Heads compute in fp32 as the original's fusion model does: they see only T tokens, so this costs
+nothing next to the ViT.
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from actionclip_jax.models.clip import MultiheadAttention, Transformer, layer_norm
+from actionclip_jax.models.clip import MultiheadAttention, Transformer, l2_normalize, layer_norm
 
-HEADS = ("meanP", "conv1d", "lstm", "transf", "transf_cls")
+HEADS = ("meanP", "conv1d", "lstm", "transf", "transf_cls", "mean_logits")
+# Heads whose output is scored as it is: re-normalising it would change what it means.
+UNNORMALISED_HEADS = ("mean_logits",)
 
 
 class MeanP(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):  # [B, T, E]
         return x.mean(axis=1)
+
+
+class MeanLogits(nn.Module):
+    """Open-VCLIP's pooling: `mean_t(f_t / |f_t|)`, not re-normalised.
+
+    Scored as `s · v · Wᵀ` against normalised class texts W, this is the mean over frames of the
+    per-frame logits. Unlike `meanP` (mean, then normalise) its norm is below 1 when the frames
+    disagree, which lowers the logits of such videos.
+    """
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):  # [B, T, E]
+        return l2_normalize(x).mean(axis=1)
 
 
 class Conv1D(nn.Module):
@@ -182,6 +199,8 @@ def make_head(name: str, *, heads: int, num_frames: int, position_rows: int = 77
     """The temporal head `name` (one of `HEADS`), named `fusion` inside the video model."""
     if name == "meanP":
         return MeanP(name="fusion")
+    if name == "mean_logits":
+        return MeanLogits(name="fusion")
     if name == "conv1d":
         return Conv1D(conv1d_original, name="fusion")
     if name == "lstm":

@@ -15,6 +15,16 @@ passes `loss_fn` and `metrics_fn` into its steps):
   class texts encoded), once per evaluation pass.
 - `predict_fn(params, video, classes) -> logits [N, K, C]`: per-template logits of N clips.
 - `param_groups`: `(name, regex, lr ratio)` rules placed before the optimiser's base groups.
+- `frozen`: a regex of parameters the objective never updates (e.g. a text tower whose classifier
+  is computed once), added to `optim.freeze`.
+- `needs_reference`: the loss reads θ₀, the original CLIP weights (`clip` subtree): the loop
+  keeps them on the devices as `context["reference"]`, sharded like the parameters and without
+  optimiser state; the plan loads them from `init.clip` or `init.checkpoint` (also when resuming).
+- `prepare_context(context, params) -> context`: once, before the first step, with the device
+  context and the run's current parameters (e.g. a frozen classifier encoded once).
+- `check_class_lists(class_lists)`: once, with every class list the run scores (training, each
+  evaluation pass); raises `ValueError` on what none of them needs (FROSTER's descriptions of
+  other classes).
 - `with_text`, `scores_unseen_classes`, `num_templates`: facts the plan checks and reports.
 
 Adding an objective is one module here (`model_fields(num_classes)` and `make(config, model,
@@ -27,9 +37,21 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from actionclip_jax.objectives import classifier, video_text
+from actionclip_jax.objectives import (
+    class_texts,
+    classifier,
+    froster,
+    video_text,
+    weight_interpolation,
+)
 
-_MODULES = {"video_text": video_text, "classifier": classifier}
+_MODULES = {
+    "video_text": video_text,
+    "classifier": classifier,
+    "class_texts": class_texts,
+    "weight_interpolation": weight_interpolation,
+    "froster": froster,
+}
 NAMES = tuple(_MODULES)
 
 
@@ -44,6 +66,10 @@ class Objective:
     classes_fn: Callable
     predict_fn: Callable
     param_groups: tuple[tuple[str, str, float], ...] = ()
+    frozen: str = ""
+    needs_reference: bool = False
+    prepare_context: Callable[[dict, Any], dict] = lambda context, params: context
+    check_class_lists: Callable[[Sequence[Sequence[str]]], None] = lambda class_lists: None
     with_text: bool = True
     scores_unseen_classes: bool = True
     num_templates: int = 0

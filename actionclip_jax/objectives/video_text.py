@@ -9,7 +9,6 @@ similarity per template, as the original's evaluation.
 import jax.numpy as jnp
 
 from actionclip_jax import losses, prompts, scoring
-from actionclip_jax.models.clip import l2_normalize
 
 
 def model_fields(num_classes: int) -> dict:
@@ -46,8 +45,8 @@ def bundle(model, templates=prompts.TEMPLATES):
         return scoring.encode_class_texts(encode, params, table)  # [K, C, E]
 
     def predict_fn(params, video, text):
-        feats = model.apply({"params": params}, video, method=model.encode_video)  # [N, E]
-        return scoring.template_logits(l2_normalize(feats.astype(jnp.float32)), text)
+        feats = model.apply({"params": params}, video, method=model.video_embedding)  # [N, E]
+        return scoring.template_logits(feats, text)
 
     return Objective(
         name="video_text",
