@@ -19,25 +19,28 @@ The argument picks the run (default `k400`):
   # Base-to-novel (published HM: K400 70.4, HMDB51 65.1, UCF101 87.0):
   python -m actionclip_jax.main --config=configs/froster.py:base2novel,k400,s1 --workdir=DIR \
       --config.init.checkpoint=ViT-B-16.pt --config.data.root=data/k400
-  # The demo's synthetic data, from scratch (docs/benchmarks.md, "Demo accuracy"):
+  # The demo's synthetic data, from scratch (docs/benchmarks.md, "Demo accuracy"; no FROSTER
+  # numbers there yet):
   python -m actionclip_jax.main --config=configs/froster.py:demo --workdir=/tmp/froster_demo
 
-What makes it FROSTER (OPEN_VOCAB.md section 3): Open-VCLIP's student (`frame_stage=neighbour`,
-`head=mean_logits`, CLIP pixels); `model.objective=froster`: cross-entropy over all class texts
-plus 2.0 × the distillation of the student's normalised frame features and class-text features,
-each through a residual projector (f + 0.1 · MLP(f)), towards those of the frozen original CLIP
-(θ₀: `init.clip`, else `init.checkpoint`), `loss.distill_form=cosine` (1 − mean cosine; the
-original before 2024-11-25 used the mean L2 distance, `l2`; which one gave the published numbers
-is not known); the text tower trained, its classifier drawn per step from the bare class text and
-1 of Open-VCLIP's 28 templates (`text.templates=froster29`, `text.train_templates=1`),
-all 29 averaged at evaluation; class texts "Name: description" from `text.descriptions` (FROSTER's
-were written by a language model and are not shipped: give your own, format in
-actionclip_jax/descriptions.py; without one the plain class names are used, UCF101's CamelCase as
-words). Optimiser and schedule as Open-VCLIP's: AdamW (0.9, 0.999), weight decay 0.01 except on
-1-D parameters, lr 3.33e-6, warm-up 2 epochs from lr/100, cosine to lr/100, gradient norm clipped
-at 1; the projectors at the same lr (`optim.projector_ratio=1`); no IWO. Every epoch's checkpoint
-kept, epochs 2-22 averaged for the final evaluation, not interpolated with CLIP. Evaluation: 8
-frames over a 128-frame window, 3 windows × 1 centre crop at short side 224, logits summed.
+What makes it FROSTER (docs/recipes.md, "FROSTER", has the details, every published number beside
+its config, the deviations and what is not measured yet; the facts: OPEN_VOCAB.md section 3):
+Open-VCLIP's student (`frame_stage=neighbour`, `head=mean_logits`, CLIP pixels, its evaluation
+views) without IWO and without interpolation back to CLIP; `model.objective=froster`:
+cross-entropy over all class texts plus 2.0 × the distillation of the student's normalised
+per-frame features and class-text features, each through a residual projector (f + 0.1 · MLP(f),
+second layer zero-initialised), towards those of the frozen original CLIP (θ₀: `init.clip`, else
+`init.checkpoint`; no optimiser state, run under `stop_gradient`); `loss.distill_form=cosine`
+(1 − mean cosine) or `l2` (mean L2 distance, the original's before 2024-11-25): which one gave
+the published numbers is unconfirmed. The text tower trained, its classifier drawn per step from
+the bare class text and 1 of Open-VCLIP's 28 templates (`text.templates=froster29`,
+`text.train_templates=1`), all 29 averaged at evaluation; class texts "Name: description" from
+`text.descriptions` (format: actionclip_jax/descriptions.py; FROSTER's own were written by a
+language model and are not shipped; without a file the plain class names). Optimiser and schedule
+as Open-VCLIP's (AdamW (0.9, 0.999), weight decay 0.01 except on 1-D parameters, lr 3.33e-6,
+warm-up 2 epochs from lr/100, cosine to lr/100, gradient norm clipped at 1), the projectors at
+the same lr (`optim.projector_ratio=1`). Every epoch's checkpoint kept, epochs 2-22 averaged for
+the final evaluation.
 
 The descriptions file must describe exactly the classes a run scores (training classes and every
 evaluation split's): for `zero_shot,k600`, the classes of its three splits (`python -m
@@ -47,11 +50,6 @@ lists as configs/openvclip.py says).
 
 Base-to-novel follows FROSTER's scripts (12 epochs, batch 32, 64 for UCF101); its test scripts
 load a weight average named `swa_2_22` from these 12-epoch runs, assumed here to be epochs 2-12.
-
-Deviations (docs/recipes.md): bf16 compute instead of fp16 autocast; training clips are TSN
-segments with a multi-scale crop, not a random 8 × 16 window; the evaluation window is counted
-in the video's frames; the teacher's class-text features are encoded once (it is frozen) and
-the drawn templates averaged each step, which is the same classifier the original re-encodes.
 """
 
 from configs import base, base2novel, openvclip, zero_shot
