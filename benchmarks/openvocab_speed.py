@@ -19,7 +19,9 @@ FROSTER's train step beside Open-VCLIP's.
    batch. Target (issue 17): FROSTER ≤ 1.5× Open-VCLIP. The class texts are the plain names
    (no descriptions file; the cost is the same, every text is padded to the 77-token context).
    Its text side costs per step, not per video (2 × the classes' texts through the text tower,
-   forward and backward): the ratio falls as the batch grows.
+   forward and backward, on every device): the ratio falls as the per-device batch grows, so
+   read it at the recipe's (Open-VCLIP's original: 8 a GPU). Its train state is larger too: the
+   text tower trains (AdamW moments), where Open-VCLIP's is frozen; the teacher adds none.
 
 Each group is compiled first (ahead of time: XLA's cost analysis gives each program's FLOPs, the
 ratio an accelerator whose matmuls dominate would see, and its memory analysis the compiled
