@@ -20,6 +20,11 @@ def get_config():
     config.model.clip.transformer_width = 64
     config.model.clip.transformer_heads = 1
     config.model.clip.embed_dim = 32
+    # The paper's temporal head with its own optimiser group, which the demo (frame averaging)
+    # does not have: the tests' runs cover resuming, exporting and scoring it.
+    config.model.head = "transf"
+    config.model.head_layers = 2
+    config.optim.fusion_ratio = 10.0
     config.optim.epochs = 2
     config.optim.warmup_epochs = 1
     config.checkpoint.every_steps = 2
