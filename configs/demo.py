@@ -43,6 +43,10 @@ def get_config():
     # Colour is part of every label: no hue jitter, no grayscale.
     config.data.p_jitter = 0.0
     config.data.p_gray = 0.0
+    # The clips are the library's own, so they need no decode time limit: without it they decode
+    # in the worker itself, not in a decoder process per worker, which on two cores cost about
+    # half the training speed (docs/benchmarks.md, "Demo accuracy").
+    config.data.decode_timeout_s = 0.0
     config.model.clip.update(
         embed_dim=128,
         image_resolution=32,

@@ -25,6 +25,8 @@ def get_config():
     config.model.head = "transf"
     config.model.head_layers = 2
     config.optim.fusion_ratio = 10.0
+    # Decoder processes under a time limit, as for real data (the demo's own clips skip them).
+    config.data.decode_timeout_s = 60.0
     config.optim.epochs = 2
     config.optim.warmup_epochs = 1
     config.checkpoint.every_steps = 2
