@@ -125,6 +125,7 @@ def test_encode_jits_and_remat_gives_the_same_features(small_clip_files, small_i
     assert float(jnp.abs(grads["visual"]["conv1"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.slow  # six compiles of the small CLIP with gradients (about a minute in CI)
 def test_remat_policies_and_attention_impls_give_the_same_features_and_gradients(
     small_clip_files, small_images, sample_tokens
 ):
