@@ -151,14 +151,14 @@ def _read_fd(fd) -> str:
 
 
 def _gcs():
-    """`(client, PreconditionFailed, NotFound)` of google-cloud-storage (the `tpu` extra)."""
+    """`(client, PreconditionFailed, NotFound)` of google-cloud-storage."""
     # pylint: disable=import-outside-toplevel
     try:
         from google.api_core import exceptions
         from google.cloud import storage
     except ImportError as err:
         raise ImportError(
-            "a gs:// --workdir needs google-cloud-storage: pip install 'actionclip_jax[tpu]'"
+            "a gs:// --workdir needs google-cloud-storage: pip install google-cloud-storage"
         ) from err
     return storage.Client(), exceptions.PreconditionFailed, exceptions.NotFound
 

@@ -28,11 +28,6 @@ OPTIONAL = {
         "only to read PyTorch .pt files (weights.py imports it inside the reader, with an "
         "error that says `pip install -e '.[torch]'`); converted directories load without it",
     ),
-    "google": (
-        "google-cloud-storage",
-        "only for a gs:// workdir's lock (workdir_lock.py imports it there, with an error that "
-        "says `pip install 'actionclip_jax[tpu]'`); local workdirs lock with flock",
-    ),
 }
 
 # Import names whose distribution is named differently, for modules that are not installed in
