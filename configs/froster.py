@@ -52,9 +52,7 @@ Base-to-novel follows FROSTER's scripts (12 epochs, batch 32, 64 for UCF101); it
 load a weight average named `swa_2_22` from these 12-epoch runs, assumed here to be epochs 2-12.
 """
 
-from configs import base, base2novel, openvclip, zero_shot
-
-RUNS = ("k400", "zero_shot", "base2novel", "demo")
+from configs import base, openvclip, zero_shot
 
 
 def recipe(config, train: bool = True):
@@ -117,21 +115,4 @@ def _demo():
 
 
 def get_config(arg=None):
-    name, *rest = (arg or "k400").split(",")
-    if name not in RUNS:
-        raise ValueError(f"froster: the run must be one of {RUNS}, got {name!r}")
-    if name == "k400":
-        return _k400()
-    if name == "demo":
-        return _demo()
-    if name == "zero_shot":
-        dataset, options = (rest[0] if rest else "ucf101"), set(rest[1:])
-        if options - {"full", "released"}:
-            raise ValueError(f"froster: zero_shot options are full and released, got {rest[1:]}")
-        return _zero_shot(dataset, full="full" in options, released="released" in options)
-    config = recipe(base2novel.get_config(",".join(rest) or None))
-    config.data.batch_size = 64 if rest and rest[0] == "ucf101" else 32
-    config.optim.lr, config.optim.epochs = 3.33e-6, 12
-    config.optim.warmup_epochs = 2
-    config.weight_space.average_epochs = (2, 12)
-    return config
+    return openvclip.select_run(arg, "froster", recipe, _k400, _demo, _zero_shot)

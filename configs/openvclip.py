@@ -139,19 +139,25 @@ def _demo():
 
 
 def get_config(arg=None):
+    return select_run(arg, "openvclip", recipe, _k400, _demo, _zero_shot)
+
+
+def select_run(arg, label, recipe_fn, k400, demo, zero_shot_fn):
+    """The run named by `arg` (`RUNS`, options after commas) of a recipe built on Open-VCLIP's
+    schedules; configs/froster.py passes its own recipe and runs."""
     name, *rest = (arg or "k400").split(",")
     if name not in RUNS:
-        raise ValueError(f"openvclip: the run must be one of {RUNS}, got {name!r}")
+        raise ValueError(f"{label}: the run must be one of {RUNS}, got {name!r}")
     if name == "k400":
-        return _k400()
+        return k400()
     if name == "demo":
-        return _demo()
+        return demo()
     if name == "zero_shot":
         dataset, options = (rest[0] if rest else "ucf101"), set(rest[1:])
         if options - {"full", "released"}:
-            raise ValueError(f"openvclip: zero_shot options are full and released, got {rest[1:]}")
-        return _zero_shot(dataset, full="full" in options, released="released" in options)
-    config = recipe(base2novel.get_config(",".join(rest) or None))
+            raise ValueError(f"{label}: zero_shot options are full and released, got {rest[1:]}")
+        return zero_shot_fn(dataset, full="full" in options, released="released" in options)
+    config = recipe_fn(base2novel.get_config(",".join(rest) or None))
     config.data.batch_size = 64 if rest and rest[0] == "ucf101" else 32
     config.optim.lr, config.optim.epochs = 3.33e-6, 12
     config.optim.warmup_epochs = 2
