@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from absl import app, flags
 
-from actionclip_jax import tokenizer
+from actionclip_jax import prompts, tokenizer
 
 # FROSTER's bare template: the whole "Name: description" string is the class text.
 BARE = "{}"
@@ -170,8 +170,8 @@ def class_texts(class_names, templates, descriptions=None, names=None) -> list[l
 
 
 def tokens(texts: Sequence[Sequence[str]], class_names, context_length: int, source) -> np.ndarray:
-    """Tokens `[K, C, L]` of `class_texts`; a text longer than the context is an error naming
-    the class, its length and `source`."""
+    """Tokens `[K, C, L]` of `class_texts` (L: `prompts.trim_padding`); a text longer than the
+    context is an error naming the class, its length and `source`."""
     tok = tokenizer.default_tokenizer()
     too_long = {}
     for per_template in texts:
@@ -188,7 +188,8 @@ def tokens(texts: Sequence[Sequence[str]], class_names, context_length: int, sou
             + "; shorten their descriptions"
         )
     flat = [t for per_template in texts for t in per_template]
-    return tokenizer.tokenize(flat, context_length).reshape(len(texts), len(class_names), -1)
+    table = prompts.trim_padding(tokenizer.tokenize(flat, context_length))
+    return table.reshape(len(texts), len(class_names), -1)
 
 
 # ---------------------------------------------------------------------------------- command

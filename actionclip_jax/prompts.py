@@ -94,17 +94,22 @@ def styled_names(class_names, style: str = "verbatim") -> list[str]:
 def prompt_tokens(class_names, templates=TEMPLATES, context_length: int = 77) -> np.ndarray:
     """Tokens of every class under every template, template-major: int32 `[K, C, L]`.
 
-    L is the longest prompt's length (start to end token) rounded up to `TOKEN_MULTIPLE`, at most
-    `context_length`. The padding cut off changes no feature: the text tower's attention is
-    causal, and it reads its output at the end token.
+    L: the padding cut off by `trim_padding`.
     """
     if not class_names:
         raise ValueError("no class names: the label list is empty")
     texts = [t.format(name) for t in templates for name in class_names]
-    tokens = tokenize(texts, context_length)  # [K*C, context_length]
+    tokens = trim_padding(tokenize(texts, context_length))  # [K*C, L]
+    return tokens.reshape(len(templates), len(class_names), -1)
+
+
+def trim_padding(tokens: np.ndarray) -> np.ndarray:
+    """`tokens [..., context]` cut to the longest sequence (start to end token) rounded up to
+    `TOKEN_MULTIPLE`, at most the context. Exact: the text tower's attention is causal and it
+    reads its output at the end token, so no feature changes."""
     longest = int(tokens.argmax(axis=-1).max()) + 1  # the end token has the largest id
-    length = min(context_length, -(-longest // TOKEN_MULTIPLE) * TOKEN_MULTIPLE)
-    return tokens[:, :length].reshape(len(templates), len(class_names), length)
+    length = min(tokens.shape[-1], -(-longest // TOKEN_MULTIPLE) * TOKEN_MULTIPLE)
+    return tokens[..., :length]
 
 
 def sample_prompt_tokens(keys, table, labels):

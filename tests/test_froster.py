@@ -18,6 +18,7 @@ from actionclip_jax import plan as plan_lib
 from actionclip_jax.models import actionclip
 from actionclip_jax.models.projector import ResidualProjector
 from actionclip_jax.objectives import froster
+from actionclip_jax.tokenizer import tokenize
 
 TOL = 1e-4
 SIZES = {
@@ -290,6 +291,16 @@ def test_descriptions_files_are_validated_naming_the_file_and_the_classes(tmp_pa
                                                           "'juggling'")  # fmt: skip
     with pytest.raises(FileNotFoundError, match="text.descriptions"):
         descriptions.read_descriptions(tmp_path / "absent.json")
+
+
+def test_description_tables_cut_only_padding_so_the_text_tower_runs_short_sequences():
+    texts = descriptions.class_texts(NAMES, prompts.FROSTER_TEMPLATES, DESCRIPTIONS)
+    table = descriptions.tokens(texts, NAMES, 77, "d.json")
+    full = tokenize([t for per in texts for t in per]).reshape(len(texts), len(NAMES), 77)
+    length = table.shape[-1]
+    assert length % prompts.TOKEN_MULTIPLE == 0 and length < 77
+    np.testing.assert_array_equal(table, full[..., :length])
+    assert not full[..., length:].any()
 
 
 def test_a_description_too_long_for_the_context_names_the_class(tmp_path):
