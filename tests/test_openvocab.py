@@ -10,6 +10,7 @@ import torch
 import reference
 import reference_openvocab as ref_ov
 from actionclip_jax import CheckpointError, augment, load_actionclip, prompts, scoring, weights
+from actionclip_jax.models import clip
 from actionclip_jax.models.clip import l2_normalize
 from actionclip_jax.objectives import class_texts
 from actionclip_jax.predict import scorer
@@ -77,6 +78,28 @@ def test_openvclip_checkpoint_features_and_logits_match_the_transcription(tmp_pa
     with torch.no_grad():
         plain = ref_ov.frame_features(clip, video)
     assert reference.rel_err(got, torch.nn.functional.normalize(plain, dim=-1).mean(1)) > 1e-3
+
+
+@pytest.mark.parametrize("t", [1, 2, 4])
+def test_neighbour_attention_is_attention_over_the_concatenated_neighbour_keys(t):
+    # The blockwise computation the model uses against the literal one (what cuDNN's path runs):
+    # outputs and gradients, zero frames past both ends included.
+    q, k, v = jax.random.normal(jax.random.key(t), (3, 2 * t, 5, 2, 8))
+
+    def literal(q, k, v):
+        return jax.nn.dot_product_attention(q, clip.neighbour_keys(k, t), clip.neighbour_keys(v, t))
+
+    def blockwise(q, k, v):
+        return clip.neighbour_attention(q, k, v, t)
+
+    np.testing.assert_allclose(blockwise(q, k, v), literal(q, k, v), rtol=1e-5, atol=1e-6)
+    weights_out = jax.random.normal(jax.random.key(9), q.shape)
+    grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights_out), argnums=(0, 1, 2))(q, k, v)
+             for f in (blockwise, literal)]  # fmt: skip
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of 3 frames"):
+        clip.neighbour_attention(q[:4], k[:4], v[:4], 3)
 
 
 def test_ensemble_classifier_normalises_averages_and_renormalises():

@@ -56,7 +56,8 @@ def layer_norm(name: str | None = None, epsilon: float = 1e-5, param_dtype: Dtyp
 
 
 def neighbour_keys(x, num_frames: int):
-    """Open-VCLIP's key (or value) sequence of every frame: frames t+1, t−1, t, concatenated.
+    """Open-VCLIP's key (or value) sequence of every frame: frames t+1, t−1, t, concatenated
+    (what `neighbour_attention` computes with, for an attention kernel that takes one sequence).
 
     The frame past either end is all zeros, not masked: as in the original, its tokens add
     logits of exactly 0 to the softmax (and nothing to the output).
@@ -68,13 +69,69 @@ def neighbour_keys(x, num_frames: int):
       `[B*T, 3L, H, D]`.
     """
     bt, l, h, d = x.shape
-    if bt % num_frames:
-        raise ValueError(f"neighbour attention needs a multiple of {num_frames} frames, got {bt}")
-    v = x.reshape(bt // num_frames, num_frames, l, h, d)  # [B, T, L, H, D]
+    v = _frames(x, num_frames)  # [B, T, L, H, D]
     zero = jnp.zeros_like(v[:, :1])
     following = jnp.concatenate([v[:, 1:], zero], axis=1)  # frame t+1
     preceding = jnp.concatenate([zero, v[:, :-1]], axis=1)  # frame t-1
     return jnp.concatenate([following, preceding, v], axis=2).reshape(bt, 3 * l, h, d)
+
+
+def _frames(x, num_frames: int):  # [B*T, ...] → [B, T, ...]
+    if x.shape[0] % num_frames:
+        raise ValueError(
+            f"neighbour attention needs a multiple of {num_frames} frames, got {x.shape[0]}"
+        )
+    return x.reshape(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+
+
+def neighbour_attention(q, k, v, num_frames: int):
+    """Attention of each frame's queries over the keys and values of frames t+1, t−1 and t
+    (`neighbour_keys`, zeros past the ends), without building those sequences: three `[L, L]`
+    logit blocks per frame (the ones against a missing frame are 0 and cost nothing), one
+    softmax across them, normalised after the value matmuls. The same numbers as
+    `dot_product_attention(q, neighbour_keys(k), neighbour_keys(v))` up to rounding, at ~0.7× its
+    time on a CPU (docs/benchmarks.md, "Open-vocabulary recipes"); logits and softmax in fp32.
+
+    Args:
+      q, k, v: `[B*T, L, H, D]`, the T frames of a video consecutive.
+      num_frames: T.
+    Returns:
+      `[B*T, L, H, D]`.
+    """
+    bt, l, h, d = q.shape
+    # [B, H, T, L, D]
+    q, k, v = (_frames(x, num_frames).transpose(0, 3, 1, 2, 4) for x in (q, k, v))
+    q = q * jnp.asarray(d**-0.5, q.dtype)
+
+    def logits(qs, ks):  # [B, H, t, L, L]
+        return jnp.einsum("bhtld,bhtmd->bhtlm", qs, ks, preferred_element_type=jnp.float32)
+
+    def pad(x, at_end):  # one frame of zeros after (t+1) or before (t−1) the T−1 real ones
+        zero = jnp.zeros((*x.shape[:2], 1, *x.shape[3:]), x.dtype)  # x may have no frames
+        return jnp.concatenate([x, zero] if at_end else [zero, x], axis=2)
+
+    s_self = logits(q, k)
+    s_next = pad(logits(q[:, :, :-1], k[:, :, 1:]), at_end=True)  # [B, H, T, L, L]
+    s_prev = pad(logits(q[:, :, 1:], k[:, :, :-1]), at_end=False)
+    top = jnp.maximum(jnp.maximum(s_self.max(-1, keepdims=True), s_next.max(-1, keepdims=True)),
+                      s_prev.max(-1, keepdims=True))  # fmt: skip
+    e_self, e_next, e_prev = (jnp.exp(s - top) for s in (s_self, s_next, s_prev))
+    total = (
+        e_self.sum(-1, keepdims=True)
+        + e_next.sum(-1, keepdims=True)
+        + e_prev.sum(-1, keepdims=True)
+    )  # [B, H, T, L, 1]
+
+    def mix(e, vs):  # [B, H, t, L, D]
+        return jnp.einsum("bhtlm,bhtmd->bhtld", e.astype(v.dtype), vs,
+                          preferred_element_type=jnp.float32)  # fmt: skip
+
+    out = (
+        mix(e_self, v)
+        + pad(mix(e_next[:, :, :-1], v[:, :, 1:]), at_end=True)
+        + pad(mix(e_prev[:, :, 1:], v[:, :, :-1]), at_end=False)
+    ) / total
+    return out.astype(q.dtype).transpose(0, 2, 3, 1, 4).reshape(bt, l, h, d)
 
 
 class MultiheadAttention(nn.Module):
@@ -82,7 +139,7 @@ class MultiheadAttention(nn.Module):
 
     `in_proj` holds `in_proj_weight.T`: its output columns are q, k, v, each split into contiguous
     64-wide heads, exactly as PyTorch does. With `neighbour_frames=T` the keys and values are those
-    of `neighbour_keys` (Open-VCLIP); the parameters are the same.
+    of `neighbour_keys` (Open-VCLIP; computed by `neighbour_attention`); the same parameters.
     """
 
     heads: int
@@ -110,14 +167,17 @@ class MultiheadAttention(nn.Module):
         q, k, v = jnp.split(
             qkv.reshape(b, l, 3 * self.heads, w // self.heads), 3, axis=2
         )  # [B, L, H, D]
-        if self.neighbour_frames:
-            k = neighbour_keys(k, self.neighbour_frames)  # [B, 3L, H, D]
-            v = neighbour_keys(v, self.neighbour_frames)
-        # Both implementations take the logits and softmax in fp32 whatever the input dtype
+        # Every implementation takes the logits and softmax in fp32 whatever the input dtype
         # (XLA's: an fp32-accumulating QK^T and an fp32 softmax; cuDNN's: fp32 statistics).
-        out = jax.nn.dot_product_attention(
-            q, k, v, is_causal=self.causal, implementation=self.attention_impl or None
-        )  # [B, L, H, D]
+        if self.neighbour_frames and self.attention_impl != "cudnn":
+            out = neighbour_attention(q, k, v, self.neighbour_frames)  # [B, L, H, D]
+        else:
+            if self.neighbour_frames:  # cuDNN's fused kernel takes the 3L keys as they are
+                k = neighbour_keys(k, self.neighbour_frames)  # [B, 3L, H, D]
+                v = neighbour_keys(v, self.neighbour_frames)
+            out = jax.nn.dot_product_attention(
+                q, k, v, is_causal=self.causal, implementation=self.attention_impl or None
+            )  # [B, L, H, D]
         return nn.Dense(
             w,
             dtype=self.dtype,
