@@ -80,7 +80,7 @@ def test_openvclip_checkpoint_features_and_logits_match_the_transcription(tmp_pa
     assert reference.rel_err(got, torch.nn.functional.normalize(plain, dim=-1).mean(1)) > 1e-3
 
 
-@pytest.mark.parametrize("t", [1, 2, 4])
+@pytest.mark.parametrize("t", [1, 3])
 def test_neighbour_attention_is_attention_over_the_concatenated_neighbour_keys(t):
     # The blockwise computation the model uses against the literal one (what cuDNN's path runs):
     # outputs and gradients, zero frames past both ends included.
@@ -92,11 +92,17 @@ def test_neighbour_attention_is_attention_over_the_concatenated_neighbour_keys(t
     def blockwise(q, k, v):
         return clip.neighbour_attention(q, k, v, t)
 
-    np.testing.assert_allclose(blockwise(q, k, v), literal(q, k, v), rtol=1e-5, atol=1e-6)
     weights_out = jax.random.normal(jax.random.key(9), q.shape)
-    grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights_out), argnums=(0, 1, 2))(q, k, v)
-             for f in (blockwise, literal)]  # fmt: skip
-    for got, want in zip(*grads):
+
+    @jax.jit  # one compilation each, not one per eager op
+    def outputs_and_grads(q, k, v):
+        return [(f(q, k, v), jax.grad(lambda *a, f=f: jnp.sum(f(*a) * weights_out),
+                                      argnums=(0, 1, 2))(q, k, v))
+                for f in (blockwise, literal)]  # fmt: skip
+
+    (out, grads), (want_out, want_grads) = outputs_and_grads(q, k, v)
+    np.testing.assert_allclose(out, want_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, want_grads):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="multiple of 3 frames"):
         clip.neighbour_attention(q[:4], k[:4], v[:4], 3)
