@@ -17,7 +17,8 @@ FROSTER's train step beside Open-VCLIP's.
    residual projectors, the text tower trained on 2 of the 29 templates a step, the frozen
    teacher's forward at θ₀ under `stop_gradient`) beside Open-VCLIP's (the IWO step of 2.), same
    batch. Target (issue 17): FROSTER ≤ 1.5× Open-VCLIP. The class texts are the plain names
-   (no descriptions file; the cost is the same, every text is padded to the 77-token context).
+   (no descriptions file): the token table ends after the longest text (`prompts.trim_padding`;
+   16 tokens for Kinetics-400's names), so "Name: description" texts, being longer, cost more.
    Its text side costs per step, not per video (2 × the classes' texts through the text tower,
    forward and backward, on every device): the ratio falls as the per-device batch grows, so
    read it at the recipe's (Open-VCLIP's original: 8 a GPU). Its train state is larger too: the
