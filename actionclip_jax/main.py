@@ -11,8 +11,10 @@ test like any library (and run from Colab). Both turn the config into a run plan
 every host: `jax.distributed.initialize()` finds the others.
 """
 
+import multiprocessing.util
 import os
 import sys
+import threading
 
 import jax
 from absl import app, flags, logging
@@ -40,6 +42,7 @@ USER_ERRORS = (
     checkpointing.CheckpointSaveError,
     workdir_lock.WorkdirLockedError,
     pipeline.BadSampleError,
+    pipeline.DataWorkerError,
 )
 
 
@@ -62,6 +65,12 @@ def main(argv):
         # The run's own cleanup has finished (every `finally` in train/evaluate ran). Leave without
         # the interpreter's teardown: after a failed save, orbax's event loop would log the same
         # failure again from each abandoned write, burying this line under pages of tracebacks.
+        # multiprocessing's share of that teardown still runs (bounded, in case a process does not
+        # stop): it unlinks the named semaphores of grain's worker queues, which Python's resource
+        # tracker would otherwise report as leaked, one warning after this line.
+        teardown = threading.Thread(target=multiprocessing.util._exit_function, daemon=True)
+        teardown.start()
+        teardown.join(timeout=30)
         logging.flush()
         sys.stdout.flush()
         sys.stderr.write(f"actionclip_jax: error: {err}\n")

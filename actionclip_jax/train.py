@@ -297,11 +297,12 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
     ckpt = checkpointing.Checkpointer(
         workdir, config, plan.spec, plan_lib.run_info(plan), steps_per_epoch
     )
-    train_iter = writer = preemption = None
+    batches = writer = preemption = None
     try:  # from here on, an error closes orbax's manager: its threads print nothing after it
         state, start_step, train_iter, restored = ckpt.restore_or_keep(
             plan.resume_step, state, state_plan.shardings, make_iterator, steps_per_epoch
         )
+        batches = pipeline.WatchedIterator(train_iter, "training data")
         context, context_shardings = train_context(plan, state_plan, mesh, state.params)
         step_fn = jit_train_step(plan, state_plan, mesh, context_shardings)
         writer = logs.MetricWriter(workdir)
@@ -310,6 +311,7 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
         [val], final = passes.make_evaluators(plan, mesh, [plan.val], plan.final_tasks)
         results = {}
         bad_total = int(restored.get("bad_samples_total", 0))
+        trained = start_step  # the steps `state` holds (for a save after a worker's death)
         window, t_window, wait = [], time.perf_counter(), 0.0
         compiled, flops_per_step = None, None
 
@@ -322,7 +324,7 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             ckpt.check()
             lock.check()
             t0 = time.perf_counter()
-            batch = pipeline.to_global(next(train_iter), mesh)
+            batch = pipeline.to_global(next(batches), mesh)
             wait += time.perf_counter() - t0
             if compiled is None:  # compiled once, ahead of time; FLOPs counted from the trace
                 lowered = step_fn.lower(state, batch, context)
@@ -331,7 +333,7 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
                 window, t_window, wait = [], time.perf_counter(), 0.0
             state, metrics = compiled(state, batch, context)
             window.append(metrics)
-            done = step + 1
+            done = trained = step + 1
             if done % config.log_every_steps == 0 or done == total_steps:
                 host = jax.device_get(window)
                 elapsed = max(time.perf_counter() - t_window, 1e-9)
@@ -395,6 +397,10 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
             t_window += time.perf_counter() - t_pause  # rates count training time only
             if preemption.requested:
                 break
+    except pipeline.DataWorkerError as err:
+        raise _saved_after_worker_death(
+            err, ckpt, trained, total_steps, state, train_iter, counters
+        ) from err
     finally:
         if preemption is not None:
             preemption.restore()
@@ -403,9 +409,38 @@ def _train_and_evaluate(config, workdir: str, lock) -> dict:
         finally:
             if writer is not None:
                 writer.close()
-            if train_iter is not None:
-                train_iter.close()  # stops its worker and decoder processes at once
+            if batches is not None:
+                batches.close()  # stops its worker and decoder processes at once
     return results
+
+
+def _saved_after_worker_death(err, ckpt, trained, total_steps, state, train_iter, counters):
+    """Saves the steps trained since the last checkpoint once a data worker has died (of the
+    training or an evaluation pipeline); returns the error to raise, which says where the run
+    stands and how to go on.
+
+    The state is whole (the step that needed the next batch never ran) and so is the training
+    iterator's: grain records each worker's position in this process as batches arrive, so a
+    run resumed from this checkpoint reads exactly the batches this one did not.
+    """
+    ckpt.wait()
+    last = ckpt.latest_step()
+    if jax.process_count() > 1:  # the other hosts wait in collectives: no save can finish
+        where = f"its newest checkpoint is step {last}" if last is not None else "it has none"
+    elif trained == 0:
+        where = "it had trained no step"
+    elif last is None or last < trained:
+        ckpt.save(trained, state, train_iter, counters=counters())
+        ckpt.wait()
+        last = trained
+        where = f"it saved what it had trained as checkpoint step {trained}"
+    else:
+        where = f"checkpoint step {last} holds all it trained"
+    if last is not None and last >= total_steps:  # a resumed run would have no step to run
+        then = "add --config.mode=eval to the same command to evaluate that checkpoint"
+    else:
+        then = "rerun the same command to resume from there"
+    return pipeline.DataWorkerError(f"{err}. The run stopped; {where}: {then}")
 
 
 def on_multihost_tpu() -> bool:

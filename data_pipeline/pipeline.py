@@ -65,8 +65,13 @@ logged once per process with ``absl.logging``, and the row has ``bad = 1``. With
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,6 +95,124 @@ _reported_paths: set[str] = set()
 
 class BadSampleError(RuntimeError):
     """An unreadable sample in strict mode, or too many unreadable samples in a row."""
+
+
+class DataWorkerError(RuntimeError):
+    """A grain worker process died (killed by a signal or crashed) while a pipeline ran."""
+
+
+# grain (0.2.18) reports a worker that died between batches with a bare RuntimeError; its text
+# is all there is to tell it apart (tests/test_train.py kills a real worker).
+_WORKER_DIED = re.compile(r"Worker process was terminated unexpectedly with exit code (-?\d+)")
+# multiprocessing names grain's worker processes after this prefix (grain 0.2.18).
+_WORKER_NAME = "grain-process-prefetch"
+
+
+def _worker_error(what: str, code: int) -> DataWorkerError:
+    """`DataWorkerError` for a worker of ``what`` that ended with exit code ``code``."""
+    if code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    cause = (
+        " (a SIGKILL nobody sent by hand is most often the kernel's out-of-memory killer: "
+        "`dmesg` or `journalctl -k` names its victims)"
+        if code == -signal.SIGKILL
+        else " (its own error, if any, is in the log above)"
+    )
+    return DataWorkerError(
+        f"a grain worker process of the {what} {how}{cause}. Each worker holds its decoded "
+        "batches in memory: lower data.workers or data.batch_size per host, or give the host "
+        "more memory"
+    )
+
+
+class WatchedIterator:
+    """A grain iterator's batches, read so that a dead worker process stops the reader.
+
+    grain notices a dead worker only between batches. A worker killed while it writes a batch
+    into its pipe (the kernel's out-of-memory killer favours big decoding processes) leaves
+    grain's reading thread waiting for the rest of that batch forever, and the training loop
+    with it. So each batch is read in a daemon thread; while waiting for it, this checks the
+    grain worker processes that started after it was made and were alive while it waited, and
+    raises `DataWorkerError` when one has ended with a nonzero code. The grain iterator itself (``iterator``) keeps its
+    ``get_state`` for checkpoints: it records each worker's position as batches arrive, so
+    after a death it still holds the position of the last batch handed out.
+
+    ``close()`` it instead of the grain iterator: after a death it stops the surviving workers
+    and leaves the stuck thread (grain's ``close`` would wait for it).
+    """
+
+    POLL_S = 1.0  # how often a wait checks the workers
+
+    def __init__(self, iterator, what: str):
+        self.iterator = iterator
+        self.what = what  # named in the error: "training data", "evaluation list val.txt"
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Workers of other pipelines (alive before this one started any) are not watched: a
+        # notebook's forgotten iterator may lose its workers at any time.
+        self._others = {p.pid for p in self._grain_workers()}
+        self._workers: dict[int, multiprocessing.Process] = {}  # pid → every worker seen alive
+        self._stuck = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._stuck:
+            raise DataWorkerError(f"the {self.what} lost a worker process; this reader is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read, name="grain-reader", daemon=True)
+            self._thread.start()
+        self._requests.put(True)
+        while True:
+            self._note_workers()
+            try:
+                ok, value = self._results.get(timeout=self.POLL_S)
+            except queue.Empty:
+                dead = [p.exitcode for p in self._workers.values() if p.exitcode]
+                if dead:
+                    self._stuck = True
+                    raise _worker_error(self.what, dead[0]) from None
+                continue
+            if ok:
+                return value
+            found = _WORKER_DIED.search(str(value)) if isinstance(value, RuntimeError) else None
+            if found:
+                raise _worker_error(self.what, int(found.group(1))) from value
+            raise value  # StopIteration at the end of an evaluation list, or the pipeline's error
+
+    def _read(self):
+        while self._requests.get():
+            try:
+                self._results.put((True, next(self.iterator)))
+            except BaseException as err:  # pylint: disable=broad-exception-caught
+                self._results.put((False, err))  # raised by __next__ in the caller's thread
+
+    @staticmethod
+    def _grain_workers() -> list[multiprocessing.Process]:
+        return [p for p in multiprocessing.active_children() if p.name.startswith(_WORKER_NAME)]
+
+    def _note_workers(self):
+        for p in self._grain_workers():
+            if p.pid not in self._others:
+                self._workers.setdefault(p.pid, p)
+
+    def close(self):
+        if self._stuck:
+            for p in self._workers.values():
+                if p.is_alive():
+                    p.kill()
+                p.join(timeout=5)
+            return
+        if self._thread is not None:
+            self._requests.put(False)  # the thread is idle: it waits for a request
+        self.iterator.close()  # stops its worker and decoder processes at once
 
 
 class _ClipLoader:

@@ -13,9 +13,25 @@ import torch
 from absl import flags
 
 import reference
+import train_helpers
 
 # grain's worker processes read absl flags, so they must count as parsed under pytest.
 flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def basetemp(tmp_path_factory):
+    """The session's base temporary folder; the training tests keep their shared synthetic data,
+    compilation cache and runs under it (train_helpers.py)."""
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="module")
+def shared_compile_cache(basetemp):
+    """Points this process's persistent compilation cache at the session's for one module: the
+    programs that the runs' subprocesses compile are loaded here, and the other way round."""
+    with train_helpers.compile_cache(basetemp):
+        yield
 
 
 @pytest.fixture(scope="session")

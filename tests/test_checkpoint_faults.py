@@ -25,18 +25,10 @@ from actionclip_jax import checkpointing, sharding, train
 from actionclip_jax import plan as plan_lib
 from data_pipeline import pipeline
 
+# The session's persistent compilation cache, shared with the runs' subprocesses.
+pytestmark = pytest.mark.usefixtures("shared_compile_cache")
+
 STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
-
-
-@pytest.fixture(scope="module")
-def basetemp(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compile_cache(basetemp):
-    with h.compile_cache(basetemp):  # shared with the subprocess runs
-        yield
 
 
 @pytest.fixture(scope="module")

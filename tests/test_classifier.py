@@ -28,19 +28,11 @@ from actionclip_jax.evals import evaluator
 from actionclip_jax.objectives import classifier
 from data_pipeline import pipeline
 
+# The session's persistent compilation cache, shared with the runs' subprocesses.
+pytestmark = pytest.mark.usefixtures("shared_compile_cache")
+
 NUM_CLASSES = 36  # the synthetic demo's classes
 STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
-
-
-@pytest.fixture(scope="module")
-def basetemp(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compile_cache(basetemp):
-    with h.compile_cache(basetemp):  # shared with the training tests
-        yield
 
 
 @pytest.fixture(scope="module")

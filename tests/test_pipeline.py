@@ -2,12 +2,14 @@
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import pathlib
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import grain
@@ -484,6 +486,50 @@ def test_no_process_outlives_a_pipeline_killed_with_sigkill(data):
         except ProcessLookupError:
             pass
         proc.stdout.close()
+
+
+class _HalfWrittenBatch:
+    """A grain iterator whose worker died while writing a batch: grain's reader waits forever."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def __next__(self):
+        self.release.wait()
+        raise StopIteration
+
+    def close(self):
+        raise AssertionError("grain's close would wait for the reading thread forever")
+
+
+def test_a_reader_waiting_on_a_killed_worker_raises_instead_of_waiting_forever():
+    # A process under grain's worker name, killed (as the OOM killer would) while the reader
+    # waits for a batch that will never be complete.
+    stuck = _HalfWrittenBatch()
+    batches = pipeline.WatchedIterator(stuck, "training data")
+    worker = multiprocessing.get_context("spawn").Process(
+        target=time.sleep, args=(600,), name="grain-process-prefetch-test", daemon=True
+    )
+    worker.start()  # as grain starts its workers: after the iterator is made
+    killer = threading.Timer(2 * batches.POLL_S, worker.kill)
+    killer.start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(pipeline.DataWorkerError) as err:
+            next(batches)
+        assert time.monotonic() - t0 < 60  # liveness: it polls every POLL_S
+        assert str(err.value).startswith(
+            "a grain worker process of the training data was killed by SIGKILL"
+        ), err.value
+        assert "lower data.workers" in str(err.value)
+        batches.close()  # returns, without the grain iterator's close
+        with pytest.raises(pipeline.DataWorkerError):
+            next(batches)
+    finally:
+        killer.cancel()
+        worker.kill()
+        worker.join()
+        stuck.release.set()
 
 
 @pytest.mark.slow  # Three pipelines with worker processes and JAX, in a subprocess.

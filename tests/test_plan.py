@@ -23,18 +23,10 @@ from actionclip_jax.evals import evaluator, passes
 from actionclip_jax.models import actionclip
 from data_pipeline import sources
 
+# The session's persistent compilation cache, shared with the runs' subprocesses.
+pytestmark = pytest.mark.usefixtures("shared_compile_cache")
+
 STEPS_PER_EPOCH = 3
-
-
-@pytest.fixture(scope="module")
-def basetemp(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compile_cache(basetemp):
-    with h.compile_cache(basetemp):
-        yield
 
 
 @pytest.fixture(scope="module")

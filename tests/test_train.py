@@ -11,7 +11,11 @@ import copy
 import functools
 import logging
 import math
+import os
 import re
+import signal
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import jax
@@ -29,18 +33,10 @@ from actionclip_jax.evals import passes
 from actionclip_jax.models import actionclip
 from data_pipeline import pipeline, sources
 
+# The session's persistent compilation cache, shared with the runs' subprocesses.
+pytestmark = pytest.mark.usefixtures("shared_compile_cache")
+
 STEPS_PER_EPOCH = 3  # the test config: 30 training videos, global batch 8
-
-
-@pytest.fixture(scope="module")
-def basetemp(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compile_cache(basetemp):
-    with h.compile_cache(basetemp):  # shared with the subprocess runs
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -485,6 +481,65 @@ def test_run_with_grain_worker_processes_frees_their_shared_memory(basetemp):
     log = h.run(basetemp, workdir, "--config.max_steps=1", "--config.data.workers=2")
     assert "eval/top1=" in log and "eval/heldout/top1=" in log  # trained, evaluated both sets
     assert "leaked shared_memory" not in log, log[-3000:]
+
+
+def _grain_workers(proc) -> list[int]:
+    """The run's grain worker processes (multiprocessing children; not its resource tracker,
+    not the workers' decoder processes)."""
+    return [p for p in h.group_members(proc.pid)
+            if p != proc.pid and "spawn_main" in h.cmdline(p)]  # fmt: skip
+
+
+@pytest.mark.slow  # three runs of 12 steps
+def test_a_killed_grain_worker_stops_the_run_with_its_steps_saved_and_the_resume_matches(basetemp):
+    # The kernel's out-of-memory killer picks the biggest process, often a decoding worker. The run
+    # must not hang or lose its steps: it saves what it trained, says what happened and what to
+    # do as its last line, and the resumed run ends where an uninterrupted one does.
+    runs = h.session_dirs(basetemp)["runs"]
+    # 12 steps, evaluated at the end. When the worker dies, up to 5 batches it made are still on
+    # their way (its queue, grain's thread buffer, the one in its reading thread): 12 steps leave
+    # the run at least 4 steps in which to find it dead.
+    overrides = (
+        "--config.data.workers=1",
+        "--config.optim.epochs=4",
+        "--config.eval_every_epochs=4",
+    )
+    reference = runs / "one_worker_12_steps"
+    h.run(basetemp, reference, *overrides)
+    workdir = runs / "worker_killed"
+    record = f"{workdir}.batches.jsonl"
+    proc = h.start(basetemp, workdir, *overrides, log=f"{workdir}.1.log", record=record)
+    killed = []  # the worker's pid, once killed
+    try:
+        deadline = time.time() + h.RUN_TIMEOUT
+        while not killed and proc.poll() is None and time.time() < deadline:
+            if Path(record).exists() and Path(record).read_text().count("\n") >= 2:
+                killed = _grain_workers(proc)[:1]  # the run's only worker
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+        rc = h.finish(proc)
+    finally:
+        h.reap(proc)
+    log = Path(f"{workdir}.1.log").read_text(errors="replace")
+    assert killed, log[-3000:]
+    assert rc == 1, log[-3000:]
+    saved = h.complete_steps(workdir)[-1]
+    assert 2 <= saved < 12, saved  # it had been fed 2 batches when its worker died
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("actionclip_jax: error: a grain worker process of the training data "
+                           "was killed by SIGKILL"), last  # fmt: skip
+    assert f"checkpoint step {saved}" in last and last.endswith(
+        "rerun the same command to resume from there"
+    ), last
+    assert "Traceback" not in log
+
+    resumed = h.run(basetemp, workdir, *overrides, log=f"{workdir}.2.log")
+    assert f"resumed from step {saved}" in resumed
+    have, want = h.load_state(workdir, 12), h.load_state(reference, 12)
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(have), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+    assert h.eval_results(workdir)["top1"] == h.eval_results(reference)["top1"]
 
 
 # ----------------------------------------------------- end to end: kill, resume, evaluate

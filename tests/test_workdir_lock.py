@@ -20,10 +20,6 @@ import train_helpers as h
 
 from actionclip_jax import evaluate, plan, train, workdir_lock
 
-@pytest.fixture(scope="module")
-def basetemp(tmp_path_factory):
-    return tmp_path_factory.getbasetemp()
-
 
 _HOLDER = r"""
 import sys, time

@@ -197,14 +197,15 @@ class Evaluator:
             video_backend=d.video_backend,
             decode_timeout_s=d.decode_timeout_s,
         )
+        batches = pipeline.WatchedIterator(it, f"evaluation list {task.data}")
         total = None
         try:
-            for batch in it:
+            for batch in batches:
                 batch = pipeline.to_global(batch, self.mesh)
                 out = self.step(params, batch, classes, task.half_masks, task.limit)
                 total = out if total is None else total.merge(out)
         finally:
-            it.close()  # stops its worker and decoder processes at once
+            batches.close()  # stops its worker and decoder processes at once
         total = jax.device_get(total)
         values = total.compute()
         counts = {
