@@ -15,8 +15,8 @@ top-1 and held-out top-1 (unseen colour-shape-motion pairings) per seed, their m
 (population), and the wall time of each run. Checkpoints are deleted after a run (Open-VCLIP keeps
 one per epoch) unless `--keep_checkpoints`. `--collect` runs nothing: it tabulates the runs
 found under `--base` (also ones started by hand or by another instance of this script, whose wall
-time is then read off the run's log and result files). Results: docs/benchmarks.md, "Demo
-accuracy".
+time is then read off the run's log and result files). Results: docs/benchmarks.md, "Open-vocabulary
+recipes" (ActionCLIP's own runs: "Demo accuracy").
 """
 
 import argparse
