@@ -138,9 +138,10 @@ class WatchedIterator:
     grain's reading thread waiting for the rest of that batch forever, and the training loop
     with it. So each batch is read in a daemon thread; while waiting for it, this checks the
     grain worker processes that started after it was made and were alive while it waited, and
-    raises `DataWorkerError` when one has ended with a nonzero code. The grain iterator itself (``iterator``) keeps its
-    ``get_state`` for checkpoints: it records each worker's position as batches arrive, so
-    after a death it still holds the position of the last batch handed out.
+    raises `DataWorkerError` when one has ended with a nonzero code. The grain iterator itself
+    (``iterator``) keeps its ``get_state`` for checkpoints: it records each worker's position
+    as batches arrive, so after a death it still holds the position of the last batch handed
+    out.
 
     ``close()`` it instead of the grain iterator: after a death it stops the surviving workers
     and leaves the stuck thread (grain's ``close`` would wait for it).
@@ -211,7 +212,7 @@ class WatchedIterator:
                 p.join(timeout=5)
             return
         if self._thread is not None:
-            self._requests.put(False)  # the thread is idle: it waits for a request
+            self._requests.put(False)  # the thread ends once it is idle
         self.iterator.close()  # stops its worker and decoder processes at once
 
 
