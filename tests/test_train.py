@@ -536,9 +536,7 @@ def test_a_killed_grain_worker_stops_the_run_with_its_steps_saved_and_the_resume
 
     resumed = h.run(basetemp, workdir, *overrides, log=f"{workdir}.2.log")
     assert f"resumed from step {saved}" in resumed
-    have, want = h.load_state(workdir, 12), h.load_state(reference, 12)
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(have), jax.tree.leaves(want)):
-        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+    _assert_trees_equal(h.load_state(workdir, 12), h.load_state(reference, 12))
     assert h.eval_results(workdir)["top1"] == h.eval_results(reference)["top1"]
 
 
